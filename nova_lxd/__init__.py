@@ -1,0 +1,1 @@
+"""nova-lxd: system containers for OpenStack, on liblxc."""

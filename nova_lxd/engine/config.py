@@ -1,0 +1,65 @@
+"""The engine's settings: a plain value object, no global state.
+
+The oslo.config options in ``nova_lxd.conf`` are turned into one of these
+by whoever embeds the engine (Nova driver, daemon, tools), so the engine
+itself never reads a global CONF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    root: Path = Path("/var/lib/nova-lxd")
+    """Where images, containers and locks live."""
+
+    idmap_user: str = "root"
+    """Whose subordinate ranges in /etc/subuid and /etc/subgid to use."""
+
+    idmap_size: int = 65536
+    """Ids per container; each container gets its own isolated range."""
+
+    subuid_file: Path = Path("/etc/subuid")
+    subgid_file: Path = Path("/etc/subgid")
+
+    idmapped_mounts: str = "auto"
+    """``auto`` (probe the kernel), ``always`` or ``never`` (chown-shift)."""
+
+    stop_timeout: float = 30.0
+    """Seconds a clean shutdown may take before the container is killed."""
+
+    lock_timeout: float = 120.0
+    """Seconds to wait for another operation on the same container."""
+
+    console_log_size: int = 1 * MiB
+    """Size at which liblxc rotates the console log (one old file kept)."""
+
+    max_unpacked_size: int = 20 * GiB
+    """Bound on the bytes an image may expand to when it is unpacked."""
+
+    max_image_members: int = 2_000_000
+    """Bound on the number of files an image may contain."""
+
+    lxc_start: str = "lxc-start"
+    """The liblxc start tool; exec'd so that monitors stay small."""
+
+    log_level: str = "WARN"
+    """liblxc's per-container log level."""
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def containers_dir(self) -> Path:
+        return self.root / "containers"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"

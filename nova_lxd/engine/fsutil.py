@@ -1,0 +1,57 @@
+"""Small file-system helpers shared by the image store and the records."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` so that readers see the old or the new file, never
+    a torn one, even if the writer is killed half-way."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any, mode: int = 0o644) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True)
+                        + "\n").encode(), mode)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree (never following symlinks out of it)."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def make_dirs(path: Path, mode: int = 0o711) -> None:
+    """Create ``path`` traversable by other ids: an unprivileged container's
+    root must be able to walk down to its rootfs."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+
