@@ -125,3 +125,8 @@ class StartFailed(EngineError):
 
 class OperationFailed(EngineError):
     msg_fmt = "Could not %(action)s container %(name)s: %(reason)s"
+
+
+class CommandTimeout(EngineError):
+    msg_fmt = ("Command %(command)s in container %(name)s did not finish "
+               "in %(timeout)s s and was killed.")

@@ -55,3 +55,28 @@ def make_dirs(path: Path, mode: int = 0o711) -> None:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, mode)
 
+
+
+def write_in_rootfs(rootfs: Path, relpath: str, data: bytes, *,
+                    uid: int = 0, gid: int = 0, mode: int = 0o644) -> None:
+    """Write a file inside a container's rootfs without following any
+    symlink: a tenant's image may make ``etc`` a link to the host's /etc.
+    Raises OSError (ELOOP/ENOTDIR) when the path is not a plain one."""
+    parts = [p for p in relpath.split("/") if p]
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    dir_fd = os.open(rootfs, flags)
+    try:
+        for part in parts[:-1]:
+            next_fd = os.open(part, flags, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = next_fd
+        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        try:
+            os.write(fd, data)
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)

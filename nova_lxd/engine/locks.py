@@ -31,6 +31,7 @@ class FileLock:
         self.timeout = timeout
         self.what = what or self.path.stem
         self._fd: int | None = None
+        self.unlink_on_release = False
 
     def acquire(self, blocking: bool = True) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +42,13 @@ class FileLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if not self._is_current(fd):
+                    # The holder removed the lock file while we waited:
+                    # lock the new file instead.
+                    os.close(fd)
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT
+                                 | os.O_CLOEXEC, 0o600)
+                    continue
                 self._fd = fd
                 return True
             except BlockingIOError:
@@ -53,8 +61,21 @@ class FileLock:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
-    def release(self) -> None:
+    def _is_current(self, fd: int) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        here = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+    def release(self, unlink: bool = False) -> None:
+        """Release; with ``unlink`` also remove the lock file (for a
+        container that no longer exists), safely for waiters."""
         if self._fd is not None:
+            if unlink:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -68,7 +89,7 @@ class FileLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        self.release(unlink=self.unlink_on_release)
 
 
 @contextlib.contextmanager

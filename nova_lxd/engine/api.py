@@ -1,0 +1,165 @@
+"""The engine's public face: images and containers on one host.
+
+    engine = Engine(EngineConfig(root=Path("/var/lib/nova-lxd")))
+    image = engine.import_image(Path("busybox.tar.gz"), aliases=["bb"])
+    engine.launch("c1", "bb", limits={"limits.memory": "256MiB"})
+    engine.execute("c1", ["cat", "/etc/hostname"]).stdout
+    engine.delete("c1", force=True)
+
+Every method is safe to call from several processes sharing one root: the
+state lives on disk and in liblxc, never only in this object.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from oslo_log import log as logging
+
+from nova_lxd.engine import errors, fsutil, host, liblxc
+from nova_lxd.engine.config import EngineConfig
+from nova_lxd.engine.containers import console, execute, power
+from nova_lxd.engine.containers.manager import ContainerManager
+from nova_lxd.engine.containers.records import ContainerRecord
+from nova_lxd.engine.containers.state import ContainerState, read_state
+from nova_lxd.engine.images.store import Image, ImageStore
+
+LOG = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, config: EngineConfig | None = None, *,
+                 recover: bool = True) -> None:
+        self.config = config or EngineConfig()
+        fsutil.make_dirs(self.config.root, mode=0o711)
+        fsutil.make_dirs(self.config.containers_dir, mode=0o711)
+        self.images = ImageStore(
+            self.config.images_dir, lock_timeout=self.config.lock_timeout,
+            max_bytes=self.config.max_unpacked_size,
+            max_members=self.config.max_image_members)
+        self.containers = ContainerManager(self.config, self.images,
+                                           self.host)
+        if recover:
+            cleaned = self.containers.recover()
+            if cleaned:
+                LOG.warning("Recovered after interrupted operations: "
+                            "removed %s", ", ".join(cleaned))
+
+    @functools.cached_property
+    def host(self) -> host.HostInfo:
+        info = host.probe_host(self.config.containers_dir)
+        if not info.apparmor:
+            host.warn_no_apparmor()
+        return info
+
+    # -- images ------------------------------------------------------------
+
+    def import_image(self, source: Path, *, aliases: tuple[str, ...] = (),
+                     properties: dict[str, Any] | None = None) -> Image:
+        return self.images.import_tarball(Path(source), aliases=aliases,
+                                          properties=properties)
+
+    def list_images(self) -> list[Image]:
+        return self.images.list()
+
+    def get_image(self, ref: str) -> Image:
+        return self.images.get(ref)
+
+    def delete_image(self, ref: str) -> None:
+        image = self.images.get(ref)
+        users = self.containers.image_users(image.fingerprint)
+        if users:
+            raise errors.ImageInUse(fingerprint=image.fingerprint[:12],
+                                    users=", ".join(users))
+        self.images.delete(image.fingerprint)
+
+    def add_image_alias(self, alias: str, ref: str) -> None:
+        self.images.add_alias(alias, ref)
+
+    def remove_image_alias(self, alias: str) -> None:
+        self.images.remove_alias(alias)
+
+    # -- containers --------------------------------------------------------
+
+    def create(self, name: str, image: str, *,
+               limits: dict[str, Any] | None = None,
+               privileged: bool = False) -> ContainerRecord:
+        return self.containers.create(name, image, limit_keys=limits,
+                                      privileged=privileged)
+
+    def launch(self, name: str, image: str, **kwargs: Any) -> ContainerState:
+        """Create and start; a start failure deletes the new container."""
+        self.create(name, image, **kwargs)
+        try:
+            self.start(name)
+        except BaseException:
+            self.containers.delete(name, force=True)
+            raise
+        return self.state(name)
+
+    def get(self, name: str) -> ContainerRecord:
+        return self.containers.get(name)
+
+    def list(self) -> list[ContainerRecord]:
+        return self.containers.list()
+
+    def state(self, name: str) -> ContainerState:
+        self.containers.get(name)
+        return read_state(name, self.containers.open(name))
+
+    def start(self, name: str) -> None:
+        with self.containers.locked(name):
+            power.start(name, self.containers.open(name),
+                        self.containers.records.paths(name),
+                        lxc_start=self.config.lxc_start,
+                        lxcpath=self.config.containers_dir)
+
+    def stop(self, name: str, *, timeout: float | None = None,
+             force: bool = False) -> bool:
+        """Clean shutdown within ``timeout`` (default from the config),
+        then kill; ``force`` kills at once. True if it halted cleanly."""
+        with self.containers.locked(name):
+            return power.stop(name, self.containers.open(name),
+                              timeout=self._timeout(timeout), force=force)
+
+    def restart(self, name: str, *, timeout: float | None = None,
+                force: bool = False) -> None:
+        with self.containers.locked(name):
+            ct = self.containers.open(name)
+            if liblxc.state(ct) != liblxc.STOPPED:
+                power.stop(name, ct, timeout=self._timeout(timeout),
+                           force=force)
+            power.start(name, ct, self.containers.records.paths(name),
+                        lxc_start=self.config.lxc_start,
+                        lxcpath=self.config.containers_dir)
+
+    def freeze(self, name: str) -> None:
+        with self.containers.locked(name):
+            power.freeze(name, self.containers.open(name))
+
+    def unfreeze(self, name: str) -> None:
+        with self.containers.locked(name):
+            power.unfreeze(name, self.containers.open(name))
+
+    def delete(self, name: str, *, force: bool = False) -> None:
+        self.containers.delete(name, force=force)
+
+    def execute(self, name: str, command: list[str], **kwargs: Any
+                ) -> execute.ExecResult:
+        """Run ``command`` inside; see ``containers.execute.run``."""
+        self.containers.get(name)
+        return execute.run(name, self.containers.open(name), command,
+                           **kwargs)
+
+    def console_log(self, name: str, max_bytes: int = 1024 * 1024) -> str:
+        self.containers.get(name)
+        return console.read_console_log(
+            self.containers.records.paths(name).console_log, max_bytes)
+
+    def recover(self) -> list[str]:
+        return self.containers.recover()
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.config.stop_timeout if timeout is None else timeout

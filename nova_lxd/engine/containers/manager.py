@@ -1,0 +1,255 @@
+"""Containers that exist: create, delete, look up, recover after a crash.
+
+Every operation on a container holds its file lock, so engines in several
+processes can share one root. A create or delete first writes its intent
+into the record (``creating``/``deleting``); if the process dies, the lock
+is released by the kernel and ``recover()`` removes what was left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from oslo_log import log as logging
+
+from nova_lxd.engine import errors, fsutil, idmap, liblxc, limits, names
+from nova_lxd.engine.config import EngineConfig
+from nova_lxd.engine.containers import init_system, records
+from nova_lxd.engine.containers.records import ContainerRecord
+from nova_lxd.engine.host import HostInfo
+from nova_lxd.engine.images.extract import extract_rootfs
+from nova_lxd.engine.images.store import ImageStore
+from nova_lxd.engine.locks import FileLock
+from nova_lxd.engine.render import config as render_config
+from nova_lxd.engine.render.limits import render_limits
+from nova_lxd.engine.render.security import render_security
+from nova_lxd.engine.revert import Reverter
+from nova_lxd.engine.security import seccomp
+
+LOG = logging.getLogger(__name__)
+
+
+class ContainerManager:
+    def __init__(self, config: EngineConfig, images: ImageStore,
+                 host: HostInfo) -> None:
+        self.config = config
+        self.images = images
+        self.host = host
+        self.records = records.RecordStore(config.containers_dir)
+        fsutil.make_dirs(config.containers_dir)
+        fsutil.make_dirs(config.locks_dir, mode=0o700)
+
+    # -- locking -----------------------------------------------------------
+
+    def lock(self, name: str) -> FileLock:
+        return FileLock(self.config.locks_dir / f"container-{name}.lock",
+                        timeout=self.config.lock_timeout, what=name)
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[ContainerRecord]:
+        """Hold the container's lock and yield its (usable) record."""
+        names.validate_container_name(name)
+        with self.lock(name):
+            record = self.records.load(name)
+            if record.phase != records.READY:
+                raise errors.ContainerNotFound(name=name)
+            yield record
+
+    def open(self, name: str) -> Any:
+        return liblxc.open_container(name, self.config.containers_dir)
+
+    # -- queries -----------------------------------------------------------
+
+    def get(self, name: str) -> ContainerRecord:
+        names.validate_container_name(name)
+        record = self.records.load(name)
+        if record.phase != records.READY:
+            raise errors.ContainerNotFound(name=name)
+        return record
+
+    def list(self) -> list[ContainerRecord]:
+        return [r for r in self.records.all() if r.phase == records.READY]
+
+    def image_users(self, fingerprint: str) -> list[str]:
+        return [r.name for r in self.records.all()
+                if r.image == fingerprint]
+
+    # -- create ------------------------------------------------------------
+
+    def create(self, name: str, image_ref: str, *,
+               limit_keys: dict[str, Any] | None = None,
+               privileged: bool = False) -> ContainerRecord:
+        """Create a stopped container from an image; all or nothing."""
+        names.validate_container_name(name)
+        parsed = limits.parse_limits(limit_keys or {})
+        limits.check_feasible(parsed, self.host)
+        image = self.images.get(image_ref)
+        paths = self.records.paths(name)
+        lock = self.lock(name)
+        with lock, Reverter() as revert:
+            if paths.directory.exists():
+                self._recover_one(name, held=lock)
+                if paths.directory.exists():
+                    raise errors.ContainerExists(name=name)
+            record = self._reserve(name, image.fingerprint, privileged,
+                                   dict(limit_keys or {}), revert)
+            LOG.info("Creating container %s from image %s", name,
+                     image.fingerprint[:12])
+            shift = (record.idmap.uid_base
+                     if record.idmap and not record.idmapped_mount else 0)
+            gshift = (record.idmap.gid_base
+                      if record.idmap and not record.idmapped_mount else 0)
+            fsutil.make_dirs(paths.rootfs, mode=0o755)
+            extract_rootfs(self.images.tarball_path(image.fingerprint),
+                           paths.rootfs,
+                           max_bytes=self.config.max_unpacked_size,
+                           max_members=self.config.max_image_members,
+                           uid_shift=shift, gid_shift=gshift)
+            self.images.touch(image.fingerprint)
+            self._write_hostname(paths.rootfs, name, shift, gshift)
+            record = record.replace(
+                halt_signal=init_system.halt_signal(paths.rootfs))
+            self._write_lxc_config(record, parsed)
+            record = record.replace(phase=records.READY)
+            self.records.save(record)
+            revert.success()
+        LOG.info("Created container %s", name)
+        return record
+
+    def _reserve(self, name: str, fingerprint: str, privileged: bool,
+                 limit_keys: dict[str, Any],
+                 revert: Reverter) -> ContainerRecord:
+        """Allocate the id map and write the ``creating`` record, under the
+        id-map lock so that two creates never pick the same range."""
+        paths = self.records.paths(name)
+        with FileLock(self.config.locks_dir / "idmap.lock",
+                      timeout=self.config.lock_timeout, what="idmap"):
+            mapping = None if privileged else self._allocate_idmap()
+            fsutil.make_dirs(paths.directory, mode=0o711)
+            revert.add(lambda: fsutil.remove_tree(paths.directory))
+            record = ContainerRecord(
+                name=name, image=fingerprint, privileged=privileged,
+                idmap=mapping,
+                idmapped_mount=(not privileged
+                                and self._use_idmapped_mounts()),
+                limits=limit_keys)
+            self.records.save(record)
+        return record
+
+    def _allocate_idmap(self) -> idmap.Idmap:
+        cfg = self.config
+        uid_ranges = idmap.read_subordinate_ranges(cfg.subuid_file,
+                                                   cfg.idmap_user)
+        gid_ranges = idmap.read_subordinate_ranges(cfg.subgid_file,
+                                                   cfg.idmap_user)
+        used = [r.idmap for r in self.records.all() if r.idmap]
+        return idmap.allocate(uid_ranges, gid_ranges, used, cfg.idmap_size,
+                              user=cfg.idmap_user,
+                              subuid_path=cfg.subuid_file,
+                              subgid_path=cfg.subgid_file)
+
+    def _use_idmapped_mounts(self) -> bool:
+        mode = self.config.idmapped_mounts
+        if mode == "always":
+            return True
+        if mode == "never":
+            return False
+        return self.host.idmapped_mounts
+
+    @staticmethod
+    def _write_hostname(rootfs: Path, name: str, uid: int, gid: int) -> None:
+        try:
+            fsutil.write_in_rootfs(rootfs, "etc/hostname",
+                                   f"{name}\n".encode(), uid=uid, gid=gid)
+        except OSError as exc:
+            LOG.warning("Could not write /etc/hostname of %s (%s); the "
+                        "image's /etc is not a plain directory", name, exc)
+
+    def _write_lxc_config(self, record: ContainerRecord,
+                          parsed: limits.Limits) -> None:
+        paths = self.records.paths(record.name)
+        fsutil.write_atomic(paths.seccomp_profile,
+                            seccomp.profile_text().encode(), mode=0o644)
+        spec = render_config.ConfigSpec(
+            name=record.name, rootfs=paths.rootfs,
+            console_log=paths.console_log, lxc_log=paths.lxc_log,
+            idmap=record.idmap, idmapped_mount=record.idmapped_mount,
+            halt_signal=record.halt_signal,
+            console_log_size=self.config.console_log_size,
+            log_level=self.config.log_level,
+            devices_cgroup=self.host.cgroups.devices)
+        pairs = render_config.render_base(spec)
+        pairs += render_security(privileged=record.privileged,
+                                 apparmor=self.host.apparmor,
+                                 seccomp_profile_path=paths.seccomp_profile)
+        pairs += render_limits(parsed, self.host.cgroups, self.host)
+        fsutil.write_atomic(paths.lxc_config,
+                            render_config.to_text(pairs).encode(),
+                            mode=0o644)
+
+    # -- delete ------------------------------------------------------------
+
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """Delete a stopped container (``force`` kills a running one)."""
+        names.validate_container_name(name)
+        lock = self.lock(name)
+        with lock:
+            record = self.records.load(name)
+            ct = self.open(name)
+            status = liblxc.state(ct)
+            if status != liblxc.STOPPED:
+                if not force:
+                    raise errors.InvalidState(action="delete", name=name,
+                                              status=status.lower())
+                liblxc.kill(ct)
+            self.records.save(record.replace(phase=records.DELETING))
+            fsutil.remove_tree(self.records.paths(name).directory)
+            lock.unlink_on_release = True
+        LOG.info("Deleted container %s", name)
+
+    # -- recovery ----------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Finish or undo creates and deletes whose process died; returns
+        the names cleaned up."""
+        cleaned = []
+        if not self.config.containers_dir.is_dir():
+            return cleaned
+        for entry in sorted(self.config.containers_dir.iterdir()):
+            if entry.is_dir() and self._recover_one(entry.name):
+                cleaned.append(entry.name)
+        return cleaned
+
+    def _recover_one(self, name: str, held: FileLock | None = None) -> bool:
+        """Clean ``name`` up if it is debris (``held``: the caller already
+        holds its lock)."""
+        paths = self.records.paths(name)
+        lock = held or self.lock(name)
+        if held is None and not lock.acquire(blocking=False):
+            return False  # an operation is under way
+        try:
+            try:
+                record = self.records.load(name)
+            except errors.ContainerNotFound:
+                record = None
+            except errors.OperationFailed:
+                LOG.error("Container %s has a corrupt record; left alone "
+                          "for an operator to inspect", name)
+                return False
+            if record is not None and record.phase == records.READY:
+                return False
+            ct = self.open(name)
+            if liblxc.state(ct) != liblxc.STOPPED:
+                liblxc.kill(ct)
+            LOG.warning("Removing %s container %s left by an interrupted "
+                        "operation", record.phase if record else "partial",
+                        name)
+            fsutil.remove_tree(paths.directory)
+            lock.unlink_on_release = held is None
+            return True
+        finally:
+            if held is None:
+                lock.release(unlink=lock.unlink_on_release)

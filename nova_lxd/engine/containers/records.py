@@ -1,0 +1,129 @@
+"""Container records: what the engine knows about a container that liblxc
+does not (image, id map, limits, why it exists), persisted as JSON next to
+liblxc's own config so that any engine process sees the same containers.
+
+A record's ``phase`` says whether the container is usable: ``creating``
+and ``deleting`` records whose lock is free belong to an operation that
+died, and recovery finishes or undoes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from nova_lxd.engine import errors, fsutil
+from nova_lxd.engine.idmap import Idmap
+
+CREATING = "creating"
+READY = "ready"
+DELETING = "deleting"
+
+RECORD_FILE = "record.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerPaths:
+    """Where a container's files live: ``<containers_dir>/<name>/``."""
+
+    directory: Path
+
+    @property
+    def record(self) -> Path:
+        return self.directory / RECORD_FILE
+
+    @property
+    def lxc_config(self) -> Path:
+        return self.directory / "config"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.directory / "rootfs"
+
+    @property
+    def console_log(self) -> Path:
+        return self.directory / "console.log"
+
+    @property
+    def lxc_log(self) -> Path:
+        return self.directory / "lxc.log"
+
+    @property
+    def seccomp_profile(self) -> Path:
+        return self.directory / "seccomp.profile"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerRecord:
+    name: str
+    image: str
+    """Fingerprint of the image the container was created from."""
+    phase: str = CREATING
+    privileged: bool = False
+    idmap: Idmap | None = None
+    idmapped_mount: bool = True
+    """False when the rootfs was chown-shifted into the id map instead."""
+    limits: dict[str, Any] = dataclasses.field(default_factory=dict)
+    halt_signal: str = "SIGPWR"
+    created_at: float = dataclasses.field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["idmap"] = dataclasses.asdict(self.idmap) if self.idmap else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerRecord:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        if values.get("idmap"):
+            values["idmap"] = Idmap(**values["idmap"])
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> ContainerRecord:
+        return dataclasses.replace(self, **changes)
+
+
+class RecordStore:
+    """Reads and writes records under the engine's containers directory."""
+
+    def __init__(self, containers_dir: Path) -> None:
+        self.containers_dir = Path(containers_dir)
+
+    def paths(self, name: str) -> ContainerPaths:
+        return ContainerPaths(self.containers_dir / name)
+
+    def exists(self, name: str) -> bool:
+        return self.paths(name).record.exists()
+
+    def load(self, name: str) -> ContainerRecord:
+        try:
+            data = fsutil.read_json(self.paths(name).record)
+        except FileNotFoundError:
+            raise errors.ContainerNotFound(name=name) from None
+        except ValueError as exc:
+            raise errors.OperationFailed(
+                action="read", name=name,
+                reason=f"its record is corrupt ({exc})") from exc
+        return ContainerRecord.from_dict(data)
+
+    def save(self, record: ContainerRecord) -> None:
+        fsutil.write_json(self.paths(record.name).record, record.to_dict(),
+                          mode=0o600)
+
+    def names(self) -> list[str]:
+        if not self.containers_dir.is_dir():
+            return []
+        return sorted(p.parent.name
+                      for p in self.containers_dir.glob(f"*/{RECORD_FILE}"))
+
+    def all(self) -> list[ContainerRecord]:
+        records = []
+        for name in self.names():
+            try:
+                records.append(self.load(name))
+            except errors.NotFound:
+                continue  # deleted meanwhile
+        return records
