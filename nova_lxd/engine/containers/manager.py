@@ -90,6 +90,9 @@ class ContainerManager:
         paths = self.records.paths(name)
         lock = self.lock(name)
         with lock, Reverter() as revert:
+            # Undone last: a failed create leaves not even its lock file.
+            revert.add(lambda: setattr(lock, "unlink_on_release",
+                                       not paths.directory.exists()))
             if paths.directory.exists():
                 self._recover_one(name, held=lock)
                 if paths.directory.exists():

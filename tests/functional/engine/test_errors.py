@@ -11,7 +11,13 @@ from ..conftest import make_config
 
 
 def leftovers(engine):
-    return sorted(p.name for p in engine.config.containers_dir.iterdir())
+    containers = sorted(p.name for p in
+                        engine.config.containers_dir.iterdir())
+    locks = sorted(p.name for p in engine.config.locks_dir.iterdir()
+                   if p.name.startswith("container-"))
+    # No lock file outlives a failed create.
+    assert set(locks) <= {f"container-{name}.lock" for name in containers}
+    return containers
 
 
 def test_unknown_image(engine, image):

@@ -100,3 +100,18 @@ def test_sigkilled_create_leaves_no_garbage(engine, image, busybox_tarball,
     first = idmap.read_subordinate_ranges(Path("/etc/subuid"), "root")[0]
     assert record.idmap.uid_base == first.start
     survivor.delete_image(big.fingerprint)
+
+
+def test_interrupted_delete_is_finished_by_recovery(engine, image):
+    """A delete killed after it wrote its intent: the next engine
+    finishes it, also killing a container that still runs."""
+    from nova_lxd.engine.containers import records
+    engine.launch("half", "busybox")
+    store = records.RecordStore(engine.config.containers_dir)
+    store.save(store.load("half").replace(phase=records.DELETING))
+    assert engine.list() == []  # not usable any more
+    survivor = Engine(make_config(engine.config.root))
+    assert not (engine.config.containers_dir / "half").exists()
+    assert survivor.list() == []
+    with pytest.raises(errors.ContainerNotFound):
+        survivor.state("half")
