@@ -123,6 +123,43 @@ Largest number of files, directories and links an image may contain.
 An image above it is refused, which protects the host from archives made
 to exhaust inodes or memory.
 """),
+    cfg.IntOpt(
+        "max_virtual_size",
+        default=100 * GiB,
+        min=1,
+        help="""
+Largest virtual size in bytes a disk image (qcow2, vmdk, vdi, vhdx, raw)
+may declare. Disk images are expanded to a sparse raw file while they
+are converted into a root file system tarball, so this bounds the
+scratch space a tenant's image can claim.
+"""),
+    cfg.IntOpt(
+        "image_cache_max_size",
+        default=50 * GiB,
+        min=0,
+        help="""
+Size in bytes the local image store is pruned to by the periodic image
+cache manager: the least recently used images that no container uses
+are removed first. 0 keeps every image.
+"""),
+    cfg.IntOpt(
+        "qemu_img_cpu_seconds",
+        default=600,
+        min=1,
+        help="""
+CPU seconds one ``qemu-img`` run may use while it inspects or converts
+an untrusted disk image, so that a crafted image cannot keep a core busy
+for ever.
+"""),
+    cfg.IntOpt(
+        "qemu_img_memory",
+        default=1 * GiB,
+        min=64 * MiB,
+        help="""
+Address space in bytes one ``qemu-img`` run may use while it inspects or
+converts an untrusted disk image (crafted images have made qemu-img
+allocate without bound).
+"""),
     cfg.StrOpt(
         "lxc_start",
         default="lxc-start",
@@ -177,6 +214,10 @@ def engine_config(conf: cfg.ConfigOpts) -> EngineConfig:
         console_log_size=group.console_log_size,
         max_unpacked_size=group.max_unpacked_size,
         max_image_members=group.max_image_members,
+        max_virtual_size=group.max_virtual_size,
+        image_cache_max_size=group.image_cache_max_size,
+        qemu_img_cpu_seconds=group.qemu_img_cpu_seconds,
+        qemu_img_memory=group.qemu_img_memory,
         lxc_start=group.lxc_start,
         log_level=group.log_level,
     )

@@ -46,6 +46,19 @@ class EngineConfig:
     max_image_members: int = 2_000_000
     """Bound on the number of files an image may contain."""
 
+    max_virtual_size: int = 100 * GiB
+    """Bound on the virtual size a disk image (qcow2, vmdk, ...) declares."""
+
+    image_cache_max_size: int = 50 * GiB
+    """Size the image store is pruned to (least recently used first,
+    never an image a container uses); 0 turns pruning off."""
+
+    qemu_img_cpu_seconds: int = 600
+    """CPU time a single ``qemu-img`` run may use on an untrusted image."""
+
+    qemu_img_memory: int = 1 * GiB
+    """Address space a single ``qemu-img`` run may use."""
+
     lxc_start: str = "lxc-start"
     """The liblxc start tool; exec'd so that monitors stay small."""
 
