@@ -30,10 +30,14 @@ def host_suite() -> str:
     return "bookworm"
 
 
+# minbase has no init; systemd-sysv makes it bootable as a container.
+INCLUDE = ("systemd-sysv",)
+
+
 def minbase_rootfs(suite: str | None = None, cache: Path = CACHE) -> Path:
     """Path of a cached minbase tree (root-owned, do not modify it)."""
     suite = suite or host_suite()
-    target = cache / f"minbase-{suite}"
+    target = cache / f"minbase-{suite}-init"
     stamp = target / ".nova-lxd-complete"
     if stamp.exists():
         return target
@@ -45,7 +49,8 @@ def minbase_rootfs(suite: str | None = None, cache: Path = CACHE) -> Path:
         partial = cache / f".minbase-{suite}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            subprocess.run(["debootstrap", "--variant=minbase", suite,
+            subprocess.run(["debootstrap", "--variant=minbase",
+                            "--include=" + ",".join(INCLUDE), suite,
                             str(partial), MIRROR], check=True,
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
