@@ -68,12 +68,29 @@ def _is_tar_header(block: bytes) -> bool:
     if not block.strip(b"\0"):
         return True  # an empty archive: its end marker
     # Pre-POSIX (v7) headers have no magic: trust a valid checksum.
+    return _checksum_ok(block)
+
+
+def tar_header_format(block: bytes) -> str | None:
+    """``ustar`` (POSIX, pax included), ``gnu`` or ``v7`` if the 512-byte
+    ``block`` is a tar header with a valid checksum, else None (an
+    end-of-archive block of zeros included)."""
+    if len(block) < _HEAD or not _checksum_ok(block[:_HEAD]):
+        return None
+    if block[257:262] == b"ustar":
+        return "gnu" if block[262:265] == b"  \0" else "ustar"
+    return "v7" if block[0] else None
+
+
+def _checksum_ok(block: bytes) -> bool:
     try:
         stored = int(block[148:156].strip(b" \0") or b"-1", 8)
     except ValueError:
         return False
-    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
-    signed = unsigned - 2 * sum(b for b in block if b > 127)
+    fields = block[:148] + block[156:]
+    unsigned = sum(fields) + 8 * 0x20
+    # Some old tars summed signed chars: each high byte counts b - 256.
+    signed = unsigned - 256 * sum(1 for b in fields if b > 127)
     return stored in (unsigned, signed)
 
 

@@ -17,11 +17,17 @@ store to open removes it. Writers serialise on ``.lock`` (an flock, so
 several engine processes can share one root) only for the short steps
 that change what readers see; the copy and the scan run unlocked.
 
-Extension points: converters (qcow2, raw, ...) produce a tarball in a
-``scratch()`` directory and pass their facts (source checksum, OS) as
-``properties`` and their input as ``origin``; LRU eviction sorts
-``list()`` by ``last_used_at`` (kept by ``touch``) and frees
-``unpacked_size`` bytes per ``delete``.
+Converters (``pipeline.py``: unified tarballs, disk images) write a
+tarball in a ``scratch()`` directory and import it with ``move=True``: it
+is hashed where it lies and renamed in, never copied. They pass their
+facts (source checksum, OS) as ``properties`` and their input (a Glance
+id and checksum) as ``origin``, which ``find_by_origin`` looks up so that
+one Glance image is converted once. ``facts=True`` reads the OS facts in
+the import's scan, so a tarball is read once for both.
+
+Housekeeping (``housekeeping.py``): ``total_size`` and ``evict``, which
+removes the least recently used images (``last_used_at``, kept by
+``touch``) that no container uses.
 """
 
 from __future__ import annotations
@@ -29,11 +35,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -44,7 +48,8 @@ from oslo_log import log as logging
 
 from nova_lxd.engine import errors, fsutil, locks
 from nova_lxd.engine.config import EngineConfig
-from nova_lxd.engine.images import compression, extract
+from nova_lxd.engine.images import compression, extract, housekeeping, ingest
+from nova_lxd.engine.images import facts as os_facts
 
 LOG = logging.getLogger(__name__)
 
@@ -100,14 +105,6 @@ def _check_alias(alias: str) -> None:
     if _FINGERPRINT.fullmatch(alias):
         raise errors.InvalidName(
             f"Invalid image alias {alias!r}: it reads as a fingerprint.")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _job_in_use(job: Path) -> bool:
@@ -169,16 +166,49 @@ class ImageStore:
         image = self.get(fingerprint)
         return self.directory / image.fingerprint / image.filename
 
+    def find_by_origin(self, **match: Any) -> Image | None:
+        """The newest image whose ``origin`` has all of ``match`` (e.g.
+        ``glance_id=..., checksum=...``), so that one upload is not
+        converted twice; None if there is none."""
+        if not match:
+            raise errors.InvalidInput("find_by_origin needs at least one "
+                                      "origin key to match.")
+        found = [i for i in self.list()
+                 if all(k in i.origin and i.origin[k] == v
+                        for k, v in match.items())]
+        return found[-1] if found else None
+
+    def total_size(self) -> int:
+        """Bytes of the stored tarballs."""
+        return housekeeping.total_size(self)
+
+    def evict(self, max_bytes: int, *, in_use: set[str]) -> list[Image]:
+        """Delete least recently used images, never one whose fingerprint
+        is in ``in_use``, until the store holds at most ``max_bytes``;
+        the deleted images, in order. The caller keeps ``in_use`` true
+        meanwhile (no container may start using an image it left out)."""
+        return housekeeping.evict(self, max_bytes, in_use=in_use)
+
     # -- writing --
 
     def import_tarball(self, source: Path, *, aliases: Iterable[str] = (),
                        properties: Mapping[str, Any] | None = None,
-                       origin: Mapping[str, Any] | None = None) -> Image:
+                       origin: Mapping[str, Any] | None = None,
+                       move: bool = False, facts: bool = False) -> Image:
         """Copy ``source`` into the store (after checking it with the
         rules of ``extract_rootfs``) and return its Image. A file already
         in the store is not copied again: its Image is returned, with the
-        new ``aliases`` added and its properties and origin kept."""
+        new ``aliases`` added and its properties and origin kept.
+
+        ``move``: ``source`` is a file made in this store's ``scratch()``;
+        it is renamed in and hashed in place, not copied (and is gone
+        from there once the import has started, whatever its outcome).
+        ``facts``: the OS facts read during the scan (``os_distro``,
+        ``os_version``, ``os_name``, ``architecture``) are added to
+        ``properties``, which win where both say something."""
         source = Path(source)
+        if move:
+            self._check_scratch_file(source)
         if isinstance(aliases, str):
             aliases = (aliases,)
         aliases = tuple(dict.fromkeys(aliases))
@@ -193,17 +223,27 @@ class ImageStore:
                 f"Image properties must be JSON values: {exc}") from None
         with self.scratch() as job:
             upload = job / "upload"
-            fp, size = self._copy(source, upload)
+            limit = (self.max_bytes + _TAR_OVERHEAD * self.max_members
+                     + _CHUNK)
+            if move:
+                os.rename(source, upload)
+                fp, size = ingest.hash_in_place(upload, limit)
+            else:
+                fp, size = ingest.copy_hashed(source, upload, limit)
             if (self.directory / fp).is_dir():
                 LOG.info("Image %s already imported (from %s)", fp, source)
                 return self._commit_aliases(fp, aliases)
             self._check_aliases_free(self._read_aliases(), fp, aliases)
             kind = compression.detect_compression(upload)
+            collector = os_facts.TarballCollector() if facts else None
             stats = extract.scan_rootfs(upload, max_bytes=self.max_bytes,
-                                        max_members=self.max_members)
+                                        max_members=self.max_members,
+                                        observe=collector)
             if not stats.members:
                 raise errors.InvalidImage(source=str(source),
                                           reason="the archive is empty")
+            if collector is not None:
+                props = {**collector.facts().to_properties(), **props}
             stage = job / "image"
             stage.mkdir(mode=0o700)
             filename = "rootfs.tar" + compression.SUFFIXES[kind]
@@ -217,7 +257,7 @@ class ImageStore:
             del record["aliases"]
             record["format"] = _RECORD_FORMAT
             fsutil.write_json(stage / "image.json", record)
-            _fsync_dir(stage)
+            ingest.fsync_dir(stage)
             with self._locked():
                 if (self.directory / fp).is_dir():
                     LOG.info("Image %s was imported concurrently", fp)
@@ -225,7 +265,7 @@ class ImageStore:
                     self._check_aliases_free(self._read_aliases(), fp,
                                              aliases)
                     os.rename(stage, self.directory / fp)
-                    _fsync_dir(self.directory)
+                    ingest.fsync_dir(self.directory)
                     LOG.info("Imported image %s (%s, %d bytes, %d members) "
                              "from %s", fp, kind, size, stats.members,
                              source)
@@ -301,37 +341,18 @@ class ImageStore:
                         "import or delete", path)
             fsutil.remove_tree(path)
 
-    def _copy(self, source: Path, dest: Path) -> tuple[str, int]:
-        """Copy while hashing, so the file is read once; the copy is what
-        gets scanned and kept, so the tenant cannot swap it afterwards."""
-        limit = (self.max_bytes + _TAR_OVERHEAD * self.max_members
-                 + _CHUNK)
-        digest = hashlib.sha256()
-        size = 0
-        buf = bytearray(_CHUNK)
-        view = memoryview(buf)
-        # O_NONBLOCK: a fifo must not hang us before fstat says no.
-        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise errors.InvalidImage(source=str(source),
-                                      reason="not a regular file")
-        with open(fd, "rb") as src:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                         | os.O_CLOEXEC, 0o600)
-            with open(fd, "wb") as out:
-                while n := src.readinto(buf):
-                    size += n
-                    if size > limit:
-                        raise errors.ImageTooLarge(
-                            source=str(source), limit=f"{limit} bytes",
-                            reason="the file is larger than any image "
-                            "within the unpacked size limit")
-                    digest.update(view[:n])
-                    out.write(view[:n])
-                out.flush()
-                os.fsync(out.fileno())
-        return digest.hexdigest(), size
+    def _check_scratch_file(self, source: Path) -> None:
+        """A file to move in must be one this store's ``scratch()`` made:
+        anything else might be on another file system, or not ours."""
+        try:
+            inside = source.resolve(strict=True).is_relative_to(
+                self._tmp.resolve())
+        except OSError:
+            inside = False
+        if not inside or source.is_symlink():
+            raise errors.InvalidInput(
+                f"Cannot move {source} into the image store: only files "
+                f"made in its scratch() directory can be.")
 
     def _fingerprints(self) -> list[str]:
         with os.scandir(self.directory) as entries:

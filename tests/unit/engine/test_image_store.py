@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import multiprocessing
 import os
 import shutil
@@ -15,8 +16,10 @@ import pytest
 
 from nova_lxd.engine import errors, fsutil
 from nova_lxd.engine.config import EngineConfig
+from nova_lxd.engine.images import compression as compression_mod
 from nova_lxd.engine.images import extract as extract_mod
 from nova_lxd.engine.images.store import Image, ImageStore
+from nova_lxd.testing.busybox import build_busybox_tarball, busybox_version
 from tests.unit.engine.test_extract import COMPRESSIONS, build_tar, entry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -311,3 +314,185 @@ def test_scan_limits_come_from_the_store(tmp_path):
     stats = extract_mod.scan_rootfs(rootfs(tmp_path), max_bytes=10 ** 6,
                                     max_members=4)
     assert stats.members == 4
+
+
+# -- moving a scratch file in ------------------------------------------------
+
+def test_move_import_renames_the_scratch_file_in(tmp_path, store):
+    with store.scratch() as work:
+        made = shutil.copy(rootfs(tmp_path), work / "rootfs.tar.gz")
+        data, inode = Path(made).read_bytes(), os.stat(made).st_ino
+        image = store.import_tarball(made, move=True, origin={"job": 1})
+        assert not Path(made).exists()
+        assert os.listdir(work) == [".lock"]
+        kept = store.tarball_path(image.fingerprint)
+        assert os.stat(kept).st_ino == inode  # the same file: no copy
+        assert kept.read_bytes() == data
+        assert image.fingerprint == hashlib.sha256(data).hexdigest()
+        assert image.size == len(data) and image.members == 4
+    assert leftovers(store) == []
+
+
+def test_move_import_of_a_known_file_consumes_it(tmp_path, store):
+    first = store.import_tarball(rootfs(tmp_path))
+    with store.scratch() as work:
+        made = shutil.copy(tmp_path / "img.tar", work / "again.tar.gz")
+        again = store.import_tarball(made, move=True, aliases=["again"])
+        assert not Path(made).exists()
+    assert again.fingerprint == first.fingerprint
+    assert again.aliases == ("again",)
+    assert image_dirs(store) == [first.fingerprint]
+    assert leftovers(store) == []
+
+
+def test_move_import_of_a_refused_file_leaves_nothing(tmp_path, store):
+    with store.scratch() as work:
+        made = build_tar(work / "bad.tar", [entry("etc", "l", link="/"),
+                                            entry("etc/passwd", "f")])
+        with pytest.raises(errors.UnsafeImage):
+            store.import_tarball(made, move=True)
+        assert not made.exists()
+    assert image_dirs(store) == [] and leftovers(store) == []
+
+
+def test_only_scratch_files_can_be_moved(tmp_path, store):
+    src = rootfs(tmp_path)
+    with pytest.raises(errors.InvalidInput, match="scratch"):
+        store.import_tarball(src, move=True)
+    assert src.is_file()
+    with store.scratch() as work:
+        os.symlink(src, work / "link.tar.gz")
+        with pytest.raises(errors.InvalidInput, match="scratch"):
+            store.import_tarball(work / "link.tar.gz", move=True)
+    assert src.is_file() and image_dirs(store) == []
+
+
+# -- facts in the import's scan ----------------------------------------------
+
+def test_facts_are_read_in_the_same_pass(tmp_path, store, monkeypatch):
+    src = build_busybox_tarball(tmp_path / "bb.tar.zst")
+    opened = []
+    real = compression_mod.open_decompressed
+
+    def counting(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(compression_mod, "open_decompressed", counting)
+    image = store.import_tarball(src, facts=True,
+                                 properties={"os_name": "my own name"})
+    assert opened == ["upload"]  # one read of the tarball
+    version = busybox_version()
+    assert image.properties == {
+        "os_distro": "busybox", "os_version": version,
+        "os_name": "my own name",  # what the caller says wins
+        "architecture": "x86_64"}
+
+
+def test_no_facts_unless_asked(tmp_path, store):
+    src = build_busybox_tarball(tmp_path / "bb.tar.gz")
+    assert store.import_tarball(src).properties == {}
+
+
+# -- finding what a Glance image became --------------------------------------
+
+def test_find_by_origin(tmp_path, store):
+    a = store.import_tarball(rootfs(tmp_path, "a.tar"),
+                             origin={"glance_id": "g1", "checksum": "c1"})
+    b = store.import_tarball(rootfs(tmp_path, "b.tar", marker=b"2"),
+                             origin={"glance_id": "g2", "checksum": "c2"})
+    assert store.find_by_origin(glance_id="g1", checksum="c1") == a
+    assert store.find_by_origin(glance_id="g2") == b
+    assert store.find_by_origin(glance_id="g1", checksum="c2") is None
+    assert store.find_by_origin(glance_id="g3") is None
+    assert store.find_by_origin(checksum="c1", other=None) is None
+    with pytest.raises(errors.InvalidInput):
+        store.find_by_origin()
+    # A re-upload under the same id with new content: the newest wins.
+    c = store.import_tarball(rootfs(tmp_path, "c.tar", marker=b"3"),
+                             origin={"glance_id": "g1", "checksum": "c3"})
+    assert store.find_by_origin(glance_id="g1") == c
+    store.delete(c.fingerprint)
+    assert store.find_by_origin(glance_id="g1") == a
+
+
+# -- housekeeping ------------------------------------------------------------
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def aged_images(tmp_path, store, monkeypatch) -> list[Image]:
+    """Four images of growing size, used 40, 30, 20 and 10 days ago (the
+    first two imported in the other order)."""
+    clock = Clock(1_700_000_000.0)
+    monkeypatch.setattr(time, "time", clock)
+    images = []
+    for i in range(4):
+        src = build_tar(tmp_path / f"i{i}.tar", [
+            entry("f", "f", os.urandom(1000 * (i + 1)))])
+        images.append(store.import_tarball(src))
+        clock.now += 60
+    for days, image in zip((40, 30, 20, 10), images, strict=True):
+        clock.now = 1_700_000_000.0 + 50 * 86400 - days * 86400
+        store.touch(image.fingerprint)
+    clock.now = 1_700_000_000.0 + 50 * 86400
+    return [store.get(i.fingerprint) for i in images]
+
+
+def test_total_size(tmp_path, store, monkeypatch):
+    assert store.total_size() == 0
+    images = aged_images(tmp_path, store, monkeypatch)
+    assert store.total_size() == sum(i.size for i in images) == sum(
+        store.tarball_path(i.fingerprint).stat().st_size for i in images)
+
+
+def test_evict_least_recently_used_first(tmp_path, store, monkeypatch,
+                                         caplog):
+    images = aged_images(tmp_path, store, monkeypatch)
+    total = store.total_size()
+    caplog.set_level(logging.INFO)
+    # Just over what the two newest hold: the two oldest go, oldest first.
+    limit = images[2].size + images[3].size
+    assert store.evict(limit, in_use=set()) == images[:2]
+    assert [i.fingerprint for i in store.list()] == [
+        i.fingerprint for i in images[2:]]
+    assert store.total_size() == total - images[0].size - images[1].size
+    logged = [r.getMessage() for r in caplog.records
+              if "Evicted image" in r.getMessage()]
+    assert len(logged) == 2
+    assert images[0].fingerprint[:12] in logged[0]
+    assert f"{images[0].size} bytes" in logged[0]
+    assert "last used 40 days ago" in logged[0]
+    # Under the limit already: nothing more goes.
+    assert store.evict(limit, in_use=set()) == []
+
+
+def test_evict_never_removes_an_image_in_use(tmp_path, store, monkeypatch,
+                                             caplog):
+    images = aged_images(tmp_path, store, monkeypatch)
+    oldest, second, third, newest = images
+    in_use = {oldest.fingerprint, third.fingerprint}
+    removed = store.evict(0, in_use=in_use)
+    assert removed == [second, newest]
+    assert {i.fingerprint for i in store.list()} == in_use
+    assert "used by containers" in caplog.text
+    assert store.evict(0, in_use=in_use) == []
+
+
+def test_evict_removes_aliases_too(tmp_path, store, monkeypatch):
+    images = aged_images(tmp_path, store, monkeypatch)
+    store.add_alias("old", images[0].fingerprint)
+    store.evict(store.total_size() - 1, in_use=set())
+    with pytest.raises(errors.ImageNotFound):
+        store.get("old")
+    assert len(store.list()) == 3
+
+
+def test_evict_refuses_a_negative_limit(store):
+    with pytest.raises(ValueError):
+        store.evict(-1, in_use=set())
