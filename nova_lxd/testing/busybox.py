@@ -13,6 +13,7 @@ the same bytes, and so the same sha256 fingerprint.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import dataclasses
 import gzip
@@ -32,11 +33,12 @@ BUSYBOX = Path("/bin/busybox")
 # (not 0: some tools warn about "implausibly old" time stamps).
 MTIME = 1704067200
 
-COMPRESSIONS = ("none", "gz", "xz", "zst")
+COMPRESSIONS = ("none", "gz", "xz", "bz2", "zst")
 _SUFFIXES = {
     ".tar": "none",
     ".tar.gz": "gz", ".tgz": "gz",
     ".tar.xz": "xz", ".txz": "xz",
+    ".tar.bz2": "bz2", ".tbz2": "bz2",
     ".tar.zst": "zst", ".tzst": "zst",
 }
 
@@ -255,6 +257,8 @@ def _compressor(raw: BinaryIO,
         return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
     if compression == "xz":
         return lzma.LZMAFile(raw, "wb", preset=6)
+    if compression == "bz2":
+        return bz2.BZ2File(raw, "wb")
     if compression == "zst":
         import zstandard
 
