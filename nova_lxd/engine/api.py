@@ -24,6 +24,9 @@ from nova_lxd.engine.containers import console, execute, power
 from nova_lxd.engine.containers.manager import ContainerManager
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.state import ContainerState, read_state
+from nova_lxd.engine.images import housekeeping
+from nova_lxd.engine.images.pipeline import ImageImporter
+from nova_lxd.engine.images.progress import LogProgress, Progress
 from nova_lxd.engine.images.store import Image, ImageStore
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class Engine:
             self.config.images_dir, lock_timeout=self.config.lock_timeout,
             max_bytes=self.config.max_unpacked_size,
             max_members=self.config.max_image_members)
+        self.importer = ImageImporter(self.images, self.config)
         self.containers = ContainerManager(self.config, self.images,
                                            self.host)
         if recover:
@@ -57,9 +61,32 @@ class Engine:
     # -- images ------------------------------------------------------------
 
     def import_image(self, source: Path, *, aliases: tuple[str, ...] = (),
-                     properties: dict[str, Any] | None = None) -> Image:
-        return self.images.import_tarball(Path(source), aliases=aliases,
-                                          properties=properties)
+                     properties: dict[str, Any] | None = None,
+                     origin: dict[str, Any] | None = None,
+                     disk_format: str | None = None,
+                     container_format: str | None = None,
+                     progress: Progress | None = None) -> Image:
+        """Import a root tarball, an LXD unified tarball or a disk image
+        (detected from its content, checked against the declared Glance
+        formats). With ``origin`` (say ``{"glance_id": ..., "checksum":
+        ...}``) an image converted before from the same origin is reused.
+        """
+        return self.importer.import_file(
+            Path(source), aliases=tuple(aliases), properties=properties,
+            origin=origin, disk_format=disk_format,
+            container_format=container_format,
+            progress=progress or LogProgress(Path(source).name))
+
+    def prune_images(self, max_bytes: int | None = None) -> list[Image]:
+        """Remove least recently used images that no container uses until
+        the store holds at most ``max_bytes`` (default from the config;
+        0 = keep all). For Nova's ``manage_image_cache``."""
+        limit = (self.config.image_cache_max_size if max_bytes is None
+                 else max_bytes)
+        if limit <= 0:
+            return []
+        in_use = {r.image for r in self.containers.records.all()}
+        return housekeeping.evict(self.images, limit, in_use=in_use)
 
     def list_images(self) -> list[Image]:
         return self.images.list()
