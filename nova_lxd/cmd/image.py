@@ -12,6 +12,7 @@ Exit status 0 only when DEST was written.
 from __future__ import annotations
 
 import argparse
+import logging as std_logging
 import sys
 import time
 import traceback
@@ -103,7 +104,8 @@ def convert(args: argparse.Namespace) -> int:
         result = importer.convert_file(
             args.source, args.dest, disk_format=args.disk_format,
             container_format=args.container_format,
-            progress=tee(bar, LogProgress(args.source.name)))
+            progress=tee(bar, LogProgress(args.source.name)
+                         if args.debug else None))
     finally:
         bar.close()
     elapsed = time.monotonic() - started
@@ -125,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     conf([], project="nova-lxd")
     conf.set_override("debug", args.debug)
     logging.setup(conf, "nova-lxd-image")
+    if not args.debug:  # the progress bar says it; logs only on problems
+        std_logging.getLogger("nova_lxd").setLevel(std_logging.WARNING)
+        std_logging.getLogger("oslo_utils").setLevel(std_logging.ERROR)
     try:
         return convert(args)
     except errors.EngineError as exc:
