@@ -38,6 +38,7 @@ from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.images import (
     detect,
     disk,
+    extract,
     facts,
     qemu,
     transcode,
@@ -61,6 +62,8 @@ class Conversion:
     properties: dict[str, Any] = dataclasses.field(default_factory=dict)
     detail: str = ""
     """A sentence for the user, e.g. which partition was chosen."""
+    checked: extract.ExtractStats | None = None
+    """Set when the engine wrote the tarball from a checked source."""
 
 
 class ImageImporter:
@@ -96,17 +99,22 @@ class ImageImporter:
             return self.store.import_tarball(
                 source, aliases=aliases, properties=props, origin=origin,
                 facts=True)
-        checksum = _BackgroundHash(source)
+        # Glance gives the source's checksum; only a local file is hashed
+        # (on the other core, while it converts).
+        checksum = None if (origin or {}).get("checksum") else (
+            _BackgroundHash(source))
         with self.store.scratch() as work:
             out = work / "rootfs.tar.zst"
             conversion = self._convert(source, found, out, work,
                                        progress or silent)
             props.update(conversion.properties)
-            props["source_sha256"] = checksum.result()
+            if checksum is not None:
+                props["source_sha256"] = checksum.result()
             props["source_format"] = conversion.source_format
             return self.store.import_tarball(
                 out, aliases=aliases, properties=props, origin=origin,
-                move=True, facts="os_distro" not in props)
+                move=True, facts="os_distro" not in props,
+                checked=conversion.checked)
 
     # -- anywhere (offline) ------------------------------------------------
 
@@ -130,14 +138,16 @@ class ImageImporter:
                 staged = work / "rootfs.tar.zst"
                 conversion = self._convert(source, found, staged, work,
                                            progress)
-            # One pass: the safety rules of the extraction, and the facts.
-            progress("check", 0.0)
-            found_facts = facts.from_tarball(
-                staged, max_bytes=self.config.max_unpacked_size,
-                max_members=self.config.max_image_members)
-            progress("check", 1.0)
-            conversion.properties = {**found_facts.to_properties(),
-                                     **conversion.properties}
+            if conversion.checked is None or (
+                    "os_distro" not in conversion.properties):
+                # One pass: the extraction's safety rules, and the facts.
+                progress("check", 0.0)
+                found_facts = facts.from_tarball(
+                    staged, max_bytes=self.config.max_unpacked_size,
+                    max_members=self.config.max_image_members)
+                progress("check", 1.0)
+                conversion.properties = {**found_facts.to_properties(),
+                                         **conversion.properties}
             final = work / ("out" + dest.name)
             transcode.transcode(staged, final, kind)
             os.replace(final, dest)
@@ -189,7 +199,9 @@ class ImageImporter:
                   f"{result.filesystem} on {result.partition} "
                   f"({result.chosen_reason})")
         LOG.info("%s: %s", source.name, detail)
-        return Conversion("disk", found.disk_format, props, detail)
+        return Conversion("disk", found.disk_format, props, detail,
+                          checked=extract.ExtractStats(
+                              bytes=result.tar_bytes))
 
 
 class _BackgroundHash:

@@ -194,7 +194,9 @@ class ImageStore:
     def import_tarball(self, source: Path, *, aliases: Iterable[str] = (),
                        properties: Mapping[str, Any] | None = None,
                        origin: Mapping[str, Any] | None = None,
-                       move: bool = False, facts: bool = False) -> Image:
+                       move: bool = False, facts: bool = False,
+                       checked: extract.ExtractStats | None = None
+                       ) -> Image:
         """Copy ``source`` into the store (after checking it with the
         rules of ``extract_rootfs``) and return its Image. A file already
         in the store is not copied again: its Image is returned, with the
@@ -205,7 +207,12 @@ class ImageStore:
         from there once the import has started, whatever its outcome).
         ``facts``: the OS facts read during the scan (``os_distro``,
         ``os_version``, ``os_name``, ``architecture``) are added to
-        ``properties``, which win where both say something."""
+        ``properties``, which win where both say something.
+        ``checked``: the engine produced this tarball itself from a source
+        it checked (a mounted disk, a repacked unified tarball) and these
+        are its stats: the scan is skipped, as it would only repeat those
+        checks. Every member is still checked again when a container is
+        created from the image."""
         source = Path(source)
         if move:
             self._check_scratch_file(source)
@@ -236,10 +243,14 @@ class ImageStore:
             self._check_aliases_free(self._read_aliases(), fp, aliases)
             kind = compression.detect_compression(upload)
             collector = os_facts.TarballCollector() if facts else None
-            stats = extract.scan_rootfs(upload, max_bytes=self.max_bytes,
-                                        max_members=self.max_members,
-                                        observe=collector)
-            if not stats.members:
+            if checked is not None and collector is None:
+                stats = checked
+            else:
+                stats = extract.scan_rootfs(upload,
+                                            max_bytes=self.max_bytes,
+                                            max_members=self.max_members,
+                                            observe=collector)
+            if not stats.members and not stats.bytes:
                 raise errors.InvalidImage(source=str(source),
                                           reason="the archive is empty")
             if collector is not None:
