@@ -11,7 +11,8 @@ The floor is the pipeline an operator would run by hand::
 The engine's side is ``Engine.import_image`` (what the Nova driver calls:
 detection, qemu-img checks, private-namespace mount, archive, import into
 the store with its safety scan) and ``nova-lxd-image convert``'s library
-call. Runs are interleaved; medians and throughput ratios are printed.
+call, and ``disk.convert_disk`` alone. Runs are interleaved; medians and
+throughput ratios (floor time / our time) are printed.
 
     sudo .venv/bin/python benchmarks/convert.py [--runs 5]
 """
@@ -31,26 +32,24 @@ from pathlib import Path
 
 from nova_lxd.engine.api import Engine
 from nova_lxd.engine.config import EngineConfig
+from nova_lxd.engine.images import disk, partitions
 from nova_lxd.engine.images.pipeline import ImageImporter
 from nova_lxd.testing import disks
 from nova_lxd.testing.debootstrap import minbase_rootfs
 
 
-def build_qcow2(work: Path) -> tuple[Path, int, int]:
-    """GPT disk, ext4 root in partition 2; returns path, offset, size."""
+def build_qcow2(work: Path) -> tuple[Path, partitions.Partition]:
+    """GPT disk, swap in partition 1, ext4 root in partition 2."""
     fs = disks.make_filesystem(minbase_rootfs(), work / "root.ext4", "ext4")
     raw = disks.make_partitioned_disk(fs, work / "disk.raw", "gpt")
-    qcow2 = disks.convert(raw, work / "minbase.qcow2", "qcow2")
-    table = json.loads(subprocess.run(
-        ["sfdisk", "-J", str(raw)], capture_output=True, text=True,
-        check=True).stdout)["partitiontable"]
-    part = table["partitions"][-1]
-    raw.unlink()
     fs.unlink()
-    return qcow2, part["start"] * 512, part["size"] * 512
+    qcow2 = disks.convert(raw, work / "minbase.qcow2", "qcow2")
+    root = partitions.read_table(raw)[-1]
+    raw.unlink()
+    return qcow2, root
 
 
-def floor(qcow2: Path, offset: int, size: int, work: Path) -> float:
+def floor(qcow2: Path, root: partitions.Partition, work: Path) -> float:
     raw, out, mnt = work / "floor.raw", work / "floor.tar.zst", work / "mnt"
     mnt.mkdir(exist_ok=True)
     started = time.perf_counter()
@@ -58,7 +57,8 @@ def floor(qcow2: Path, offset: int, size: int, work: Path) -> float:
                     str(qcow2), str(raw)], check=True)
     loop = subprocess.run(
         ["losetup", "--find", "--show", "--read-only", "--offset",
-         str(offset), "--sizelimit", str(size), str(raw)],
+         str(root.start_bytes), "--sizelimit", str(root.size_bytes),
+         str(raw)],
         check=True, capture_output=True, text=True).stdout.strip()
     try:
         subprocess.run(["mount", "-o", "ro", loop, str(mnt)], check=True)
@@ -86,6 +86,19 @@ def engine_import(engine: Engine, qcow2: Path, run: int) -> float:
     return elapsed
 
 
+def convert_disk(qcow2: Path, work: Path) -> float:
+    """The disk step alone (no store, no facts)."""
+    out, scratch = work / "component.tar.zst", work / "scratch"
+    scratch.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    disk.convert_disk(qcow2, "qcow2", out, workdir=scratch,
+                      max_virtual_size=100 << 30,
+                      max_unpacked_size=20 << 30)
+    elapsed = time.perf_counter() - started
+    out.unlink()
+    return elapsed
+
+
 def offline_convert(qcow2: Path, work: Path) -> float:
     out = work / "offline.tar.zst"
     started = time.perf_counter()
@@ -105,13 +118,14 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="nova-lxd-bench-", dir="/var/tmp"))
     try:
-        qcow2, offset, size = build_qcow2(work)
+        qcow2, root = build_qcow2(work)
         engine = Engine(EngineConfig(root=work / "engine"))
-        times: dict[str, list[float]] = {"floor": [], "import": [],
-                                         "convert": []}
-        floor(qcow2, offset, size, work)  # warm the page cache
+        times: dict[str, list[float]] = {"floor": [], "convert_disk": [],
+                                         "import": [], "convert": []}
+        floor(qcow2, root, work)  # warm the page cache
         for run in range(args.runs):
-            times["floor"].append(floor(qcow2, offset, size, work))
+            times["floor"].append(floor(qcow2, root, work))
+            times["convert_disk"].append(convert_disk(qcow2, work))
             times["import"].append(engine_import(engine, qcow2, run))
             times["convert"].append(offline_convert(qcow2, work))
         qsize = qcow2.stat().st_size
@@ -120,6 +134,8 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {"runs": args.runs, "qcow2_mb": round(qsize / 1e6, 1),
               **{f"{k}_median_s": round(v, 3) for k, v in med.items()},
+              "convert_disk_throughput_vs_floor": round(
+                  med["floor"] / med["convert_disk"], 2),
               "import_throughput_vs_floor": round(med["floor"]
                                                   / med["import"], 2),
               "convert_throughput_vs_floor": round(med["floor"]
@@ -128,6 +144,9 @@ def main() -> int:
           f"qcow2, {args.runs} runs each (medians):")
     print(f"  floor (qemu-img + loop mount + tar | zstd -T0): "
           f"{med['floor']:.2f} s")
+    print(f"  disk.convert_disk (the disk step alone):        "
+          f"{med['convert_disk']:.2f} s  throughput x"
+          f"{result['convert_disk_throughput_vs_floor']}")
     print(f"  Engine.import_image:                            "
           f"{med['import']:.2f} s  throughput x"
           f"{result['import_throughput_vs_floor']}")

@@ -22,7 +22,7 @@ The raw file is always removed; on any failure so is ``out``.
 Measured on this VM (2 vCPUs, kernel 6.18, Debian 12, warm page cache):
 Debian bookworm minbase + systemd-sysv (194 MB of files, 204 MB of tar)
 as ext4 in partition 2 of a GPT disk (swap in partition 1), a 194 MB
-qcow2. ``benchmarks/disk.py``, interleaved runs, medians; three sessions:
+qcow2. ``benchmarks/convert.py``, interleaved runs, medians; three sessions:
 
 =====================================  =======  =======  =======
                                        7 runs   9 runs   7 runs
