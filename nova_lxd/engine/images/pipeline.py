@@ -110,6 +110,8 @@ class ImageImporter:
             props.update(conversion.properties)
             if checksum is not None:
                 props["source_sha256"] = checksum.result()
+            else:
+                props["source_checksum"] = origin["checksum"]
             props["source_format"] = conversion.source_format
             return self.store.import_tarball(
                 out, aliases=aliases, properties=props, origin=origin,
