@@ -24,7 +24,7 @@ from nova_lxd.engine.containers import console, execute, power
 from nova_lxd.engine.containers.manager import ContainerManager
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.state import ContainerState, read_state
-from nova_lxd.engine.images import housekeeping, mount
+from nova_lxd.engine.images import housekeeping, loop
 from nova_lxd.engine.images.pipeline import ImageImporter
 from nova_lxd.engine.images.progress import LogProgress, Progress
 from nova_lxd.engine.images.store import Image, ImageStore
@@ -48,7 +48,7 @@ class Engine:
         if recover:
             # Loop devices of conversions killed mid-way (the kernel
             # normally detaches them with the dead mount namespace).
-            mount.detach_stale_loops(self.config.images_dir)
+            loop.detach_stale_loops(self.config.images_dir)
             cleaned = self.containers.recover()
             if cleaned:
                 LOG.warning("Recovered after interrupted operations: "

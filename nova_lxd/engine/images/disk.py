@@ -59,7 +59,7 @@ from typing import Any
 from oslo_log import log as logging
 
 from nova_lxd.engine import errors
-from nova_lxd.engine.images import confine, mount, partitions, qemu
+from nova_lxd.engine.images import confine, loop, mount, partitions, qemu
 
 LOG = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def convert_disk(source: Path, fmt: str, out: Path, *, workdir: Path,
     finally:
         if raw is not None and raw != source:
             raw.unlink(missing_ok=True)
-            mount.detach_stale_loops(workdir)
+            loop.detach_stale_loops(workdir)
     if reason is None:
         reason = _single_reason(partition, table, result["found"])
     if not result["found"]["init"]:

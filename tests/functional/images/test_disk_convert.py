@@ -17,7 +17,7 @@ import pytest
 
 import nova_lxd
 from nova_lxd.engine import errors
-from nova_lxd.engine.images import disk, mount
+from nova_lxd.engine.images import disk, loop
 from nova_lxd.testing import disks
 from nova_lxd.testing.canary import Canary
 
@@ -277,7 +277,7 @@ def test_sigkill_leaves_no_mount_and_no_loop_device(disk_image, tmp_path,
     leftovers = sorted(p.name for p in workdir.iterdir())
     assert leftovers and all(n.startswith(("disk-", ".mnt-"))
                              for n in leftovers)
-    assert mount.detach_stale_loops(workdir) == []
+    assert loop.detach_stale_loops(workdir) == []
 
 
 def _processes(marker: str) -> list[int]:
@@ -303,7 +303,7 @@ def test_detach_stale_loops(tmp_path):
                             check=True).stdout.strip()
     try:
         assert attached_loops(tmp_path) == [device]
-        assert mount.detach_stale_loops(tmp_path) == [device]
+        assert loop.detach_stale_loops(tmp_path) == [device]
         deadline = time.monotonic() + 5
         while attached_loops(tmp_path):
             assert time.monotonic() < deadline
