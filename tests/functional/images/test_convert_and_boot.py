@@ -129,3 +129,60 @@ def test_debian_minbase_qcow2_boots(engine, tmp_path):
     assert image.properties["os_distro"] == "debian"
     assert image.properties["architecture"] == "x86_64"
     boots_with_os_release(engine, image.fingerprint, "ID=debian")
+
+
+@pytest.fixture(scope="module")
+def minbase_work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("minbase")
+
+
+def _minbase_tarball(work: Path) -> Path:
+    out = work / "minbase.tar"
+    with tarfile.open(out, "w") as tar:
+        tar.add(minbase_rootfs(), arcname=".")
+    return out
+
+
+def _minbase_unified(work: Path) -> Path:
+    out = work / "minbase-unified.tar.gz"
+    with tarfile.open(out, "w:gz", compresslevel=1) as tar:
+        data = yaml.safe_dump({"architecture": "x86_64",
+                               "creation_date": 1700000000,
+                               "properties": {"os": "debian",
+                                              "release": "bookworm"}}
+                              ).encode()
+        info = tarfile.TarInfo("metadata.yaml")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        tar.add(minbase_rootfs(), arcname="rootfs")
+    return out
+
+
+def _minbase_disk(work: Path, fs: str, table: str, fmt: str) -> Path:
+    image = disks.make_filesystem(minbase_rootfs(), work / f"root.{fs}", fs)
+    raw = disks.make_partitioned_disk(image, work / "disk.raw", table)
+    image.unlink()
+    out = disks.convert(raw, work / f"minbase-{fs}.{fmt}", fmt)
+    if out != raw:
+        raw.unlink()
+    return out
+
+
+@pytest.mark.parametrize("build", [
+    pytest.param(_minbase_tarball, id="tar"),
+    pytest.param(_minbase_unified, id="unified"),
+    pytest.param(lambda w: _minbase_disk(w, "xfs", "dos", "vmdk"),
+                 id="mbr-xfs-vmdk"),
+    pytest.param(lambda w: _minbase_disk(w, "btrfs", "gpt", "vdi"),
+                 id="gpt-btrfs-vdi"),
+    pytest.param(lambda w: _minbase_disk(w, "ext4", "dos", "vhdx"),
+                 id="mbr-ext4-vhdx"),
+])
+def test_debian_minbase_in_other_shapes_boots(engine, minbase_work, build):
+    source = build(minbase_work)
+    try:
+        image = engine.import_image(source)
+    finally:
+        source.unlink()
+    assert image.properties["os_distro"] == "debian"
+    boots_with_os_release(engine, image.fingerprint, "ID=debian")
