@@ -88,8 +88,9 @@ class Engine:
                  else max_bytes)
         if limit <= 0:
             return []
-        in_use = {r.image for r in self.containers.records.all()}
-        return housekeeping.evict(self.images, limit, in_use=in_use)
+        with self.containers.records_lock():  # no create slips between
+            in_use = {r.image for r in self.containers.records.all()}
+            return housekeeping.evict(self.images, limit, in_use=in_use)
 
     def list_images(self) -> list[Image]:
         return self.images.list()

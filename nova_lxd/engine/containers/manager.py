@@ -44,6 +44,12 @@ class ContainerManager:
 
     # -- locking -----------------------------------------------------------
 
+    def records_lock(self) -> FileLock:
+        """Held while a record is added: id ranges are allocated from the
+        records, and image pruning reads which images are in use."""
+        return FileLock(self.config.locks_dir / "idmap.lock",
+                        timeout=self.config.lock_timeout, what="records")
+
     def lock(self, name: str) -> FileLock:
         return FileLock(self.config.locks_dir / f"container-{name}.lock",
                         timeout=self.config.lock_timeout, what=name)
@@ -99,6 +105,9 @@ class ContainerManager:
                     raise errors.ContainerExists(name=name)
             record = self._reserve(name, image.fingerprint, privileged,
                                    dict(limit_keys or {}), revert)
+            # Pruning may have removed the image before our record said
+            # it is in use; from here on it cannot.
+            self.images.get(image.fingerprint)
             LOG.info("Creating container %s from image %s", name,
                      image.fingerprint[:12])
             shift = (record.idmap.uid_base
@@ -128,8 +137,7 @@ class ContainerManager:
         """Allocate the id map and write the ``creating`` record, under the
         id-map lock so that two creates never pick the same range."""
         paths = self.records.paths(name)
-        with FileLock(self.config.locks_dir / "idmap.lock",
-                      timeout=self.config.lock_timeout, what="idmap"):
+        with self.records_lock():
             mapping = None if privileged else self._allocate_idmap()
             fsutil.make_dirs(paths.directory, mode=0o711)
             revert.add(lambda: fsutil.remove_tree(paths.directory))
