@@ -1,0 +1,61 @@
+"""Glance images into engine images.
+
+The engine converts every image format itself (rootfs tarballs, LXD
+unified tarballs, disk images); all this module does is fetch the bytes
+from Glance once and tell the engine where they came from, so that the
+next instance of the same image reuses the converted copy without a
+download.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nova.image import glance
+from oslo_log import log as logging
+
+from nova_lxd.engine.api import Engine
+from nova_lxd.engine.images.store import Image
+
+LOG = logging.getLogger(__name__)
+
+
+def _field(image_meta: Any, name: str) -> Any:
+    """An ImageMeta field, or None when Glance did not send it."""
+    return getattr(image_meta, name) if image_meta.obj_attr_is_set(name) \
+        else None
+
+
+def origin_of(image_meta: Any) -> dict[str, Any]:
+    """The engine ``origin`` of a Glance image: id plus checksum, so that
+    an image re-uploaded under the same id is not mistaken for the old."""
+    origin = {"glance_id": image_meta.id}
+    checksum = _field(image_meta, "checksum")
+    if checksum:
+        origin["checksum"] = checksum
+    return origin
+
+
+def ensure_image(engine: Engine, context: Any, image_meta: Any) -> Image:
+    """The engine image for ``image_meta``, downloaded and imported the
+    first time. The download goes under the engine's root: the same file
+    system as the image store, and not a small /tmp."""
+    origin = origin_of(image_meta)
+    known = engine.images.find_by_origin(**origin)
+    if known is not None:
+        return known
+    fd, name = tempfile.mkstemp(prefix=".glance-", dir=engine.config.root)
+    os.close(fd)
+    path = Path(name)
+    try:
+        LOG.info("Downloading image %s from Glance", image_meta.id)
+        glance.API().download(context, image_meta.id, dest_path=str(path))
+        return engine.import_image(
+            path, origin=origin,
+            disk_format=_field(image_meta, "disk_format"),
+            container_format=_field(image_meta, "container_format"))
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,55 @@
+"""Boot and delete a server through the whole nova stack, for real.
+
+The image in the Glance fixture holds the bytes of a busybox root file
+system tarball, uploaded as Glance has no rootfs format: raw/bare.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+from nova_lxd.engine import errors
+from nova_lxd.testing.busybox import build_busybox_tarball
+from nova_lxd.virt.driver import container_name
+from tests.functional.virt import base
+
+
+def busybox_bytes() -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        return build_busybox_tarball(Path(tmp) / "busybox.tar.gz").read_bytes()
+
+
+class BootTest(base.LXCIntegratedTestBase):
+
+    def _upload_busybox(self) -> str:
+        meta = {"name": "busybox", "disk_format": "raw",
+                "container_format": "bare", "status": "active",
+                "visibility": "public", "min_ram": 0, "min_disk": 0,
+                "properties": {}}
+        image = self.glance.create(None, meta,
+                                   data=io.BytesIO(busybox_bytes()))
+        return image["id"]
+
+    def test_boot_and_delete(self) -> None:
+        image_id = self._upload_busybox()
+        server = self._create_server(image_uuid=image_id, networks="none")
+        self.assertEqual("ACTIVE", server["status"])
+
+        name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
+        observer = self.observer_engine()
+        self.assertEqual("RUNNING", observer.state(name).status)
+        result = observer.execute(name, ["cat", "/etc/hostname"])
+        self.assertEqual(name, result.stdout.decode().strip())
+        self.assertEqual([server["id"]],
+                         self.compute.driver.list_instance_uuids())
+
+        self._delete_server(server)
+        self.assertRaises(errors.ContainerNotFound, observer.get, name)
+        self.assertEqual([], self.compute.driver.list_instance_uuids())
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
