@@ -1,0 +1,143 @@
+"""LXCDriver against a mocked engine: the translation, not the engine."""
+
+from __future__ import annotations
+
+import sys
+import types
+from unittest import mock
+
+import pytest
+from nova import exception
+from nova.compute import power_state
+
+from nova_lxd.engine import errors
+from nova_lxd.engine.containers.records import ContainerRecord
+from nova_lxd.engine.containers.state import ContainerState
+from nova_lxd.virt import _nova_alias, driver
+from nova_lxd.virt.instances import InstanceIndex
+
+UUID = "c0ffee00-0000-4000-8000-0000000000aa"
+
+
+def instance(name="instance-0000000a", uuid=UUID):
+    return types.SimpleNamespace(name=name, uuid=uuid)
+
+
+@pytest.fixture
+def drv(tmp_path):
+    d = driver.LXCDriver(virtapi=mock.Mock())
+    d._engine = mock.Mock()
+    d._engine.config.root = tmp_path
+    return d
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("instance-0000000a", "instance-0000000a"),
+    ("Instance_0000000A", "instance-0000000a"),
+    ("1b2c-uuid", "i-1b2c-uuid"),
+    ("x" * 70, "x" * 63),
+    ("a" * 62 + "_b", "a" * 62),
+])
+def test_container_name(name, expected):
+    assert driver.container_name(instance(name)) == expected
+
+
+@pytest.mark.parametrize("status,expected", [
+    ("RUNNING", power_state.RUNNING),
+    ("STOPPED", power_state.SHUTDOWN),
+    ("FROZEN", power_state.PAUSED),
+    ("STARTING", power_state.NOSTATE),
+])
+def test_get_info_maps_states(drv, status, expected):
+    drv.engine.state.return_value = ContainerState(name="x", status=status)
+    assert drv.get_info(instance()).state == expected
+
+
+def test_get_info_unknown_raises_instance_not_found(drv):
+    drv.engine.state.side_effect = errors.ContainerNotFound(name="x")
+    with pytest.raises(exception.InstanceNotFound):
+        drv.get_info(instance())
+
+
+def test_destroy_missing_succeeds_and_forgets_uuid(drv):
+    inst = instance()
+    drv.index.add(inst.name, inst.uuid)
+    drv.engine.delete.side_effect = errors.ContainerNotFound(name=inst.name)
+    drv.destroy(None, inst, network_info=[])
+    drv.engine.delete.assert_called_once_with(inst.name, force=True)
+    assert drv.index.uuid(inst.name) is None
+
+
+def test_list_instance_uuids_only_for_existing_containers(drv):
+    drv.index.add("instance-00000001", "uuid-1")
+    drv.index.add("instance-00000002", "uuid-2")  # container gone
+    drv.engine.list.return_value = [
+        ContainerRecord(name="instance-00000001", image="f"),
+        ContainerRecord(name="not-nova", image="f")]
+    assert drv.list_instances() == ["instance-00000001", "not-nova"]
+    assert drv.list_instance_uuids() == ["uuid-1"]
+
+
+def test_instance_exists(drv):
+    drv.engine.get.side_effect = [mock.Mock(),
+                                  errors.ContainerNotFound(name="x")]
+    assert drv.instance_exists(instance())
+    assert not drv.instance_exists(instance())
+
+
+def test_spawn_launches_imported_image(drv):
+    inst = instance()
+    image = mock.Mock(fingerprint="ab" * 32)
+    with mock.patch.object(driver.glance, "ensure_image",
+                           return_value=image) as ensure:
+        drv.spawn("ctx", inst, "meta", [], None, {})
+    ensure.assert_called_once_with(drv.engine, "ctx", "meta")
+    drv.engine.launch.assert_called_once_with(inst.name, image.fingerprint)
+    assert drv.index.uuid(inst.name) == inst.uuid
+
+
+def test_spawn_failure_is_nova_error_and_forgets_uuid(drv):
+    inst = instance()
+    drv.engine.launch.side_effect = errors.StartFailed(name=inst.name,
+                                                       reason="boom")
+    with mock.patch.object(driver.glance, "ensure_image"):
+        with pytest.raises(exception.InstanceDeployFailure):
+            drv.spawn("ctx", inst, "meta", [], None, {})
+    assert drv.index.uuid(inst.name) is None
+
+
+def test_spawn_bad_image_is_image_unacceptable(drv):
+    meta = types.SimpleNamespace(id="img")
+    with mock.patch.object(driver.glance, "ensure_image",
+                           side_effect=errors.InvalidImage(source="x",
+                                                           reason="bad")):
+        with pytest.raises(exception.ImageUnacceptable):
+            drv.spawn("ctx", instance(), meta, [], None, {})
+    drv.engine.launch.assert_not_called()
+
+
+def test_console_output(drv):
+    drv.engine.console_log.return_value = "booted\n"
+    assert drv.get_console_output(None, instance()) == "booted\n"
+
+
+def test_alias_loads_like_nova_does():
+    key = _nova_alias.register()
+    try:
+        __import__(key)
+        assert sys.modules[key].LXCDriver is driver.LXCDriver
+        assert _nova_alias.COMPUTE_DRIVER == "lxd.LXCDriver"
+    finally:
+        _nova_alias.unregister()
+    assert key not in sys.modules
+
+
+def test_index_roundtrip(tmp_path):
+    index = InstanceIndex(tmp_path / "idx")
+    assert index.uuid("a") is None
+    index.add("a", "u1")
+    index.add("a", "u2")
+    assert index.uuid("a") == "u2"
+    index.remove("a")
+    index.remove("a")
+    assert index.uuid("a") is None

@@ -1,0 +1,48 @@
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
+
+from nova_lxd.virt import glance
+
+
+class Meta(SimpleNamespace):
+    def obj_attr_is_set(self, name):
+        return name in self.__dict__
+
+
+def test_known_origin_skips_download(tmp_path):
+    engine = mock.Mock()
+    engine.images.find_by_origin.return_value = "known"
+    meta = Meta(id="img", checksum="c1")
+    with mock.patch.object(glance.glance, "API") as api:
+        assert glance.ensure_image(engine, "ctx", meta) == "known"
+    api.assert_not_called()
+    engine.images.find_by_origin.assert_called_once_with(glance_id="img",
+                                                         checksum="c1")
+
+
+def test_download_imported_and_removed(tmp_path):
+    engine = mock.Mock()
+    engine.config.root = tmp_path
+    engine.images.find_by_origin.return_value = None
+    meta = Meta(id="img", disk_format="raw", container_format="bare")
+    seen = {}
+
+    def download(context, image_id, dest_path):
+        Path(dest_path).write_bytes(b"x")
+        seen["path"] = Path(dest_path)
+
+    def import_image(path, **kwargs):
+        seen["kwargs"] = kwargs
+        assert path.read_bytes() == b"x"
+        return "imported"
+
+    engine.import_image.side_effect = import_image
+    with mock.patch.object(glance.glance, "API") as api:
+        api.return_value.download.side_effect = download
+        assert glance.ensure_image(engine, "ctx", meta) == "imported"
+    assert seen["kwargs"] == {"origin": {"glance_id": "img"},
+                              "disk_format": "raw",
+                              "container_format": "bare"}
+    assert seen["path"].parent == tmp_path
+    assert not seen["path"].exists()
