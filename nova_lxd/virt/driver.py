@@ -24,7 +24,7 @@ from oslo_log import log as logging
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine import errors, liblxc
 from nova_lxd.engine.api import Engine
-from nova_lxd.virt import glance, host
+from nova_lxd.virt import flavor, glance, host
 from nova_lxd.virt.instances import InstanceIndex
 
 CONF = nova.conf.CONF
@@ -149,6 +149,7 @@ class LXCDriver(driver.ComputeDriver):
               network_info: Any = None, block_device_info: Any = None,
               power_on: bool = True, accel_info: Any = None) -> None:
         name = container_name(instance)
+        spec = self._container_spec(instance)
         try:
             image = glance.ensure_image(self.engine, context, image_meta)
         except errors.InvalidImage as exc:
@@ -156,16 +157,26 @@ class LXCDriver(driver.ComputeDriver):
                                               reason=str(exc)) from exc
         self.index.add(name, instance.uuid)
         try:
-            if power_on:
-                self.engine.launch(name, image.fingerprint)
-            else:
-                self.engine.create(name, image.fingerprint)
+            create = self.engine.launch if power_on else self.engine.create
+            create(name, image.fingerprint, limits=spec.limits,
+                   privileged=spec.privileged)
         except errors.EngineError as exc:
             self.index.remove(name)
             raise exception.InstanceDeployFailure(
                 reason=str(exc), instance_id=instance.uuid) from exc
         LOG.info("Container %s started from image %s", name,
                  image.fingerprint[:12], instance=instance)
+
+    def _container_spec(self, instance: Any) -> flavor.ContainerSpec:
+        """The flavor's limits and switches, checked before any download.
+        Nesting and shared id maps are refused until the engine does
+        them (the default policy allows no switch that weakens
+        isolation)."""
+        try:
+            return flavor.translate(instance.flavor, flavor.Policy())
+        except flavor.UnsupportedFlavor as exc:
+            raise exception.InstanceDeployFailure(
+                reason=str(exc), instance_id=instance.uuid) from exc
 
     def destroy(self, context: Any, instance: Any, network_info: Any,
                 block_device_info: Any = None, destroy_disks: bool = True,

@@ -40,6 +40,10 @@ class BootTest(base.LXCIntegratedTestBase):
         name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
         observer = self.observer_engine()
         self.assertEqual("RUNNING", observer.state(name).status)
+        flavor = self.api.get_flavor(server["flavor"]["id"])
+        self.assertEqual({"limits.cpu": str(flavor["vcpus"]),
+                          "limits.memory": f"{flavor['ram']}MiB"},
+                         observer.get(name).limits)
         result = observer.execute(name, ["cat", "/etc/hostname"])
         self.assertEqual(name, result.stdout.decode().strip())
         self.assertEqual([server["id"]],

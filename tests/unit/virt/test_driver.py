@@ -19,8 +19,12 @@ from nova_lxd.virt.instances import InstanceIndex
 UUID = "c0ffee00-0000-4000-8000-0000000000aa"
 
 
-def instance(name="instance-0000000a", uuid=UUID):
-    return types.SimpleNamespace(name=name, uuid=uuid)
+def instance(name="instance-0000000a", uuid=UUID, extra_specs=None):
+    return types.SimpleNamespace(
+        name=name, uuid=uuid,
+        flavor=types.SimpleNamespace(name="m1.small", vcpus=2,
+                                     memory_mb=512, root_gb=1,
+                                     extra_specs=extra_specs or {}))
 
 
 @pytest.fixture
@@ -92,8 +96,27 @@ def test_spawn_launches_imported_image(drv):
                            return_value=image) as ensure:
         drv.spawn("ctx", inst, "meta", [], None, {})
     ensure.assert_called_once_with(drv.engine, "ctx", "meta")
-    drv.engine.launch.assert_called_once_with(inst.name, image.fingerprint)
+    drv.engine.launch.assert_called_once_with(
+        inst.name, image.fingerprint,
+        limits={"limits.cpu": "2", "limits.memory": "512MiB"},
+        privileged=False)
     assert drv.index.uuid(inst.name) == inst.uuid
+
+
+def test_spawn_powered_off_only_creates(drv):
+    with mock.patch.object(driver.glance, "ensure_image"):
+        drv.spawn("ctx", instance(), "meta", [], None, {}, power_on=False)
+    drv.engine.create.assert_called_once()
+    drv.engine.launch.assert_not_called()
+
+
+def test_spawn_refused_flavor_fails_before_download(drv):
+    inst = instance(extra_specs={"lxc:privileged": "true"})
+    with mock.patch.object(driver.glance, "ensure_image") as ensure:
+        with pytest.raises(exception.InstanceDeployFailure,
+                           match="lxc:privileged"):
+            drv.spawn("ctx", inst, "meta", [], None, {})
+    ensure.assert_not_called()
 
 
 def test_spawn_failure_is_nova_error_and_forgets_uuid(drv):
