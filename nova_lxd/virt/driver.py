@@ -12,7 +12,9 @@ Nova imports drivers as ``nova.virt.<compute_driver>``; see
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import nova.conf
@@ -51,6 +53,19 @@ def container_name(instance: Any) -> str:
     if not name[:1].isalpha():
         name = "i-" + name
     return name[:63].rstrip("-")
+
+
+@contextlib.contextmanager
+def _instance_errors(instance: Any) -> Iterator[None]:
+    """Engine errors as the Nova exceptions the compute manager handles:
+    a missing container is a missing instance; a refused transition or a
+    failed operation is an internal instance error."""
+    try:
+        yield
+    except errors.ContainerNotFound:
+        raise exception.InstanceNotFound(instance_id=instance.uuid) from None
+    except errors.EngineError as exc:
+        raise exception.InternalError(str(exc)) from exc
 
 
 class LXCDriver(driver.ComputeDriver):
@@ -133,11 +148,8 @@ class LXCDriver(driver.ComputeDriver):
     def get_info(self, instance: Any, use_cache: bool = True
                  ) -> hardware.InstanceInfo:
         name = container_name(instance)
-        try:
+        with _instance_errors(instance):
             state = self.engine.state(name)
-        except errors.ContainerNotFound:
-            raise exception.InstanceNotFound(
-                instance_id=instance.uuid) from None
         return hardware.InstanceInfo(
             state=_POWER_STATES.get(state.status, power_state.NOSTATE),
             internal_id=name)
@@ -196,9 +208,47 @@ class LXCDriver(driver.ComputeDriver):
                 destroy_secrets: bool = True) -> None:
         """Nothing outlives ``destroy`` yet (no vifs, volumes or disks)."""
 
+    # -- power -------------------------------------------------------------
+
+    def power_off(self, instance: Any, timeout: int = 0,
+                  retry_interval: int = 0) -> None:
+        """Clean shutdown within ``timeout`` seconds, then kill; nova's
+        ``timeout=0`` means a hard power off. Already off is fine."""
+        name = container_name(instance)
+        with _instance_errors(instance):
+            if self.engine.state(name).status == liblxc.STOPPED:
+                return
+            self.engine.stop(name, timeout=timeout, force=timeout <= 0)
+
+    def power_on(self, context: Any, instance: Any, network_info: Any,
+                 block_device_info: Any = None, accel_info: Any = None,
+                 share_info: Any = None) -> None:
+        name = container_name(instance)
+        with _instance_errors(instance):
+            status = self.engine.state(name).status
+            if status in (liblxc.FROZEN, liblxc.FREEZING):
+                self.engine.unfreeze(name)
+            elif status == liblxc.STOPPED:
+                self.engine.start(name)
+
+    def reboot(self, context: Any, instance: Any, network_info: Any,
+               reboot_type: str, block_device_info: Any = None,
+               bad_volumes_callback: Any = None, accel_info: Any = None,
+               share_info: Any = None) -> None:
+        """SOFT: the container's init halts its services first (up to
+        ``[lxc] stop_timeout``); HARD: killed and started again."""
+        with _instance_errors(instance):
+            self.engine.restart(container_name(instance),
+                                force=reboot_type == "HARD")
+
+    def pause(self, instance: Any) -> None:
+        with _instance_errors(instance):
+            self.engine.freeze(container_name(instance))
+
+    def unpause(self, instance: Any) -> None:
+        with _instance_errors(instance):
+            self.engine.unfreeze(container_name(instance))
+
     def get_console_output(self, context: Any, instance: Any) -> str:
-        try:
+        with _instance_errors(instance):
             return self.engine.console_log(container_name(instance))
-        except errors.ContainerNotFound:
-            raise exception.InstanceNotFound(
-                instance_id=instance.uuid) from None

@@ -54,6 +54,37 @@ class BootTest(base.LXCIntegratedTestBase):
         self.assertEqual([], self.compute.driver.list_instance_uuids())
 
 
+    def test_stop_start_reboot_pause(self) -> None:
+        server = self._create_server(image_uuid=self._upload_busybox(),
+                                     networks="none")
+        name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
+        observer = self.observer_engine()
+
+        self.api.post_server_action(server["id"], {"os-stop": None})
+        self._wait_for_state_change(server, "SHUTOFF")
+        self.assertEqual("STOPPED", observer.state(name).status)
+
+        self.api.post_server_action(server["id"], {"os-start": None})
+        self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("RUNNING", observer.state(name).status)
+
+        pid = observer.state(name).pid
+        self.api.post_server_action(server["id"],
+                                    {"reboot": {"type": "HARD"}})
+        self._wait_for_state_change(server, "ACTIVE")
+        self.assertNotEqual(pid, observer.state(name).pid)
+
+        self.api.post_server_action(server["id"], {"pause": None})
+        self._wait_for_state_change(server, "PAUSED")
+        self.assertEqual("FROZEN", observer.state(name).status)
+        self.api.post_server_action(server["id"], {"unpause": None})
+        self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("RUNNING", observer.state(name).status)
+
+        self._delete_server(server)
+        self.assertRaises(errors.ContainerNotFound, observer.get, name)
+
+
 class _Named:
     def __init__(self, name: str) -> None:
         self.name = name

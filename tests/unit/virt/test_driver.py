@@ -164,3 +164,49 @@ def test_index_roundtrip(tmp_path):
     index.remove("a")
     index.remove("a")
     assert index.uuid("a") is None
+
+
+def _status(drv, status):
+    drv.engine.state.return_value = ContainerState(name="x", status=status)
+
+
+def test_power_off_hard_and_clean(drv):
+    _status(drv, "RUNNING")
+    drv.power_off(instance())
+    drv.engine.stop.assert_called_with("instance-0000000a", timeout=0,
+                                       force=True)
+    drv.power_off(instance(), timeout=60)
+    drv.engine.stop.assert_called_with("instance-0000000a", timeout=60,
+                                       force=False)
+
+
+def test_power_off_stopped_is_noop(drv):
+    _status(drv, "STOPPED")
+    drv.power_off(instance())
+    drv.engine.stop.assert_not_called()
+
+
+@pytest.mark.parametrize("status,call", [
+    ("STOPPED", "start"), ("FROZEN", "unfreeze"), ("RUNNING", None)])
+def test_power_on(drv, status, call):
+    _status(drv, status)
+    drv.power_on(None, instance(), [])
+    for name in ("start", "unfreeze"):
+        assert getattr(drv.engine, name).called == (name == call)
+
+
+@pytest.mark.parametrize("kind,force", [("SOFT", False), ("HARD", True)])
+def test_reboot(drv, kind, force):
+    drv.reboot(None, instance(), [], kind)
+    drv.engine.restart.assert_called_once_with("instance-0000000a",
+                                               force=force)
+
+
+def test_engine_errors_become_nova_errors(drv):
+    drv.engine.freeze.side_effect = errors.InvalidState(
+        action="freeze", name="x", status="stopped")
+    with pytest.raises(exception.InternalError):
+        drv.pause(instance())
+    drv.engine.unfreeze.side_effect = errors.ContainerNotFound(name="x")
+    with pytest.raises(exception.InstanceNotFound):
+        drv.unpause(instance())
