@@ -73,6 +73,9 @@ class LXCDriver(driver.ComputeDriver):
 
     capabilities = dict(
         driver.ComputeDriver.capabilities,
+        # Converted images stay in the engine's store for the next boot;
+        # the periodic task prunes them (manage_image_cache).
+        has_imagecache=True,
         # Rootfs tarballs are uploaded as raw/bare (Glance has no rootfs
         # format); real disk images are converted by the engine.
         supports_image_type_raw=True,
@@ -248,6 +251,19 @@ class LXCDriver(driver.ComputeDriver):
     def unpause(self, instance: Any) -> None:
         with _instance_errors(instance):
             self.engine.unfreeze(container_name(instance))
+
+    def resume_state_on_host_boot(self, context: Any, instance: Any,
+                                  network_info: Any, share_info: Any,
+                                  block_device_info: Any = None) -> None:
+        """After a host reboot nova asks for instances that should run."""
+        self.power_on(context, instance, network_info, block_device_info)
+
+    def manage_image_cache(self, context: Any, all_instances: Any) -> None:
+        """Prune the image store to ``[lxc] image_cache_max_size``; the
+        engine never removes an image a container uses."""
+        removed = self.engine.prune_images()
+        if removed:
+            LOG.info("Pruned %d cached images", len(removed))
 
     def get_console_output(self, context: Any, instance: Any) -> str:
         with _instance_errors(instance):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import time
 from pathlib import Path
 
 from nova_lxd.engine import errors
@@ -48,6 +49,8 @@ class BootTest(base.LXCIntegratedTestBase):
         self.assertEqual(name, result.stdout.decode().strip())
         self.assertEqual([server["id"]],
                          self.compute.driver.list_instance_uuids())
+        self.assertIn(f"booted {name}", self._console_when(
+            server, f"booted {name}"))
 
         self._delete_server(server)
         self.assertRaises(errors.ContainerNotFound, observer.get, name)
@@ -83,6 +86,19 @@ class BootTest(base.LXCIntegratedTestBase):
 
         self._delete_server(server)
         self.assertRaises(errors.ContainerNotFound, observer.get, name)
+
+
+    def _console_when(self, server: dict, text: str,
+                      timeout: float = 10.0) -> str:
+        """The console output through the API, once it shows ``text``
+        (the boot script may still be running when nova says ACTIVE)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            output = self.api.post_server_action(
+                server["id"], {"os-getConsoleOutput": {}})["output"]
+            if text in output or time.monotonic() > deadline:
+                return output
+            time.sleep(0.2)
 
 
 class _Named:

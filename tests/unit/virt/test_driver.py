@@ -210,3 +210,16 @@ def test_engine_errors_become_nova_errors(drv):
     drv.engine.unfreeze.side_effect = errors.ContainerNotFound(name="x")
     with pytest.raises(exception.InstanceNotFound):
         drv.unpause(instance())
+
+
+def test_resume_state_on_host_boot_starts(drv):
+    _status(drv, "STOPPED")
+    drv.resume_state_on_host_boot(None, instance(), [], None)
+    drv.engine.start.assert_called_once_with("instance-0000000a")
+
+
+def test_manage_image_cache_prunes(drv):
+    drv.engine.prune_images.return_value = []
+    drv.manage_image_cache(None, [])
+    drv.engine.prune_images.assert_called_once_with()
+    assert drv.capabilities["has_imagecache"]
