@@ -24,6 +24,12 @@ class ContainerState:
     processes: int | None = None
     addresses: dict[str, list[str]] = dataclasses.field(
         default_factory=dict)
+    disk_read_bytes: int | None = None
+    disk_write_bytes: int | None = None
+    network: dict[str, dict[str, int]] = dataclasses.field(
+        default_factory=dict)
+    """Per interface: rx_bytes, rx_packets, rx_errors, rx_drop and the
+    same for tx, from the container's own network namespace."""
 
     @property
     def running(self) -> bool:
@@ -51,7 +57,64 @@ def read_state(name: str, ct: Any) -> ContainerState:
         processes=_int(liblxc.cgroup_item(ct, "pids.current")),
         addresses=(liblxc.interfaces(ct)
                    if status == liblxc.RUNNING else {}),
+        **_disk_bytes(ct),
+        network=_network(liblxc.init_pid(ct)),
     )
+
+
+def _disk_bytes(ct: Any) -> dict[str, int | None]:
+    """Bytes read and written by the container's processes (blkio on v1,
+    io.stat on v2)."""
+    v1 = liblxc.cgroup_item(ct, "blkio.throttle.io_service_bytes")
+    if v1 is not None:
+        totals = {"Read": 0, "Write": 0}
+        for line in v1.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in totals:
+                totals[parts[1]] += int(parts[2])
+        return {"disk_read_bytes": totals["Read"],
+                "disk_write_bytes": totals["Write"]}
+    v2 = liblxc.cgroup_item(ct, "io.stat")
+    if v2 is not None:
+        read = write = 0
+        for line in v2.splitlines():
+            for field in line.split()[1:]:
+                key, _, value = field.partition("=")
+                if key == "rbytes":
+                    read += int(value)
+                elif key == "wbytes":
+                    write += int(value)
+        return {"disk_read_bytes": read, "disk_write_bytes": write}
+    return {"disk_read_bytes": None, "disk_write_bytes": None}
+
+
+_NET_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_drop")
+_TX_FIELDS = ("tx_bytes", "tx_packets", "tx_errors", "tx_drop")
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
+    """/proc/PID/net/dev: counters of the namespace the process is in."""
+    result = {}
+    for line in text.splitlines()[2:]:
+        name, _, data = line.partition(":")
+        values = data.split()
+        if len(values) < 16:
+            continue
+        numbers = [int(v) for v in values]
+        counters = dict(zip(_NET_FIELDS, numbers[0:4], strict=True))
+        counters.update(zip(_TX_FIELDS, numbers[8:12], strict=True))
+        result[name.strip()] = counters
+    return result
+
+
+def _network(pid: int | None) -> dict[str, dict[str, int]]:
+    if pid is None:
+        return {}
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            return parse_net_dev(f.read())
+    except OSError:
+        return {}
 
 
 def _cpu_time_ns(ct: Any) -> int | None:

@@ -101,3 +101,22 @@ def test_freeze_and_unfreeze_really_stop_processes(engine, image):
     assert int(proc_status(pid)["voluntary_ctxt_switches"]) == before
     engine.unfreeze("cold")
     assert engine.execute("cold", ["true"]).exit_code == 0
+
+
+def test_state_counters_for_diagnostics(engine, image):
+    engine.launch("counted", "busybox")
+    before = engine.state("counted")
+    assert "lo" in before.network
+    # Block-io counters exist (this VM's kernel leaves them at 0).
+    assert isinstance(before.disk_write_bytes, int)
+    result = engine.execute("counted", [
+        "sh", "-c", "ip link set lo up && "
+                    "httpd -p 127.0.0.1:8080 -h /etc && "
+                    "wget -q -O /dev/null http://127.0.0.1:8080/hostname"],
+        timeout=20)
+    assert result.exit_code == 0, result.stderr
+    after = engine.state("counted")
+    assert after.network["lo"]["tx_packets"] > (
+        before.network["lo"]["tx_packets"])
+    assert after.network["lo"]["rx_bytes"] > before.network["lo"]["rx_bytes"]
+    assert after.cpu_time_ns > before.cpu_time_ns

@@ -118,3 +118,20 @@ def test_reverter_undoes_in_reverse_only_on_failure():
         revert.add(lambda: done.append(3))
         revert.success()
     assert done == [2, 1]
+
+
+def test_net_dev_parsing():
+    from nova_lxd.engine.containers.state import parse_net_dev
+    text = ("Inter-|   Receive                            |  Transmit\n"
+            " face |bytes packets errs drop fifo frame compressed "
+            "multicast|bytes packets errs drop fifo colls carrier "
+            "compressed\n"
+            "    lo:    120       2    0    0    0     0          0"
+            "         0      120       2    0    0    0     0       0"
+            "          0\n"
+            "  eth0: 5000 10 1 2 0 0 0 0 700 7 0 3 0 0 0 0\n")
+    counters = parse_net_dev(text)
+    assert counters["lo"]["rx_bytes"] == 120
+    assert counters["eth0"] == {
+        "rx_bytes": 5000, "rx_packets": 10, "rx_errors": 1, "rx_drop": 2,
+        "tx_bytes": 700, "tx_packets": 7, "tx_errors": 0, "tx_drop": 3}
