@@ -108,6 +108,7 @@ class LXCDriver(driver.ComputeDriver):
     def init_host(self, host: str) -> None:
         self._host = host
         LOG.info("nova-lxd engine at %s", self.engine.config.root)
+        glance.remove_stale_downloads(self.engine.config.root)
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [self._host or CONF.host]

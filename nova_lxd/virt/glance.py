@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from nova.image import glance
+from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
 from nova_lxd.engine.api import Engine
 from nova_lxd.engine.images.store import Image
 
 LOG = logging.getLogger(__name__)
+_PREFIX = ".glance-"
 
 
 def _field(image_meta: Any, name: str) -> Any:
@@ -44,10 +46,28 @@ def ensure_image(engine: Engine, context: Any, image_meta: Any) -> Image:
     first time. The download goes under the engine's root: the same file
     system as the image store, and not a small /tmp."""
     origin = origin_of(image_meta)
-    known = engine.images.find_by_origin(**origin)
-    if known is not None:
-        return known
-    fd, name = tempfile.mkstemp(prefix=".glance-", dir=engine.config.root)
+    # One download per image even when several instances of a new image
+    # are spawned at once (nova-compute runs spawns in parallel threads).
+    with lockutils.lock(f"nova-lxd-glance-{image_meta.id}"):
+        known = engine.images.find_by_origin(**origin)
+        if known is not None:
+            return known
+        return _download_and_import(engine, context, image_meta, origin)
+
+
+def remove_stale_downloads(root: Path) -> list[Path]:
+    """Delete partial downloads a killed nova-compute left in ``root``
+    (called at start-up, before any spawn of this service)."""
+    stale = sorted(Path(root).glob(_PREFIX + "*"))
+    for path in stale:
+        LOG.warning("Removing partial image download %s", path)
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _download_and_import(engine: Engine, context: Any, image_meta: Any,
+                         origin: dict[str, Any]) -> Image:
+    fd, name = tempfile.mkstemp(prefix=_PREFIX, dir=engine.config.root)
     os.close(fd)
     path = Path(name)
     try:

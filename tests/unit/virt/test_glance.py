@@ -1,3 +1,5 @@
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -46,3 +48,43 @@ def test_download_imported_and_removed(tmp_path):
                               "container_format": "bare"}
     assert seen["path"].parent == tmp_path
     assert not seen["path"].exists()
+
+
+def test_concurrent_spawns_download_once(tmp_path):
+    engine = mock.Mock()
+    engine.config.root = tmp_path
+    imported = []
+    engine.images.find_by_origin.side_effect = (
+        lambda **kw: imported[0] if imported else None)
+    started = threading.Event()
+
+    def download(context, image_id, dest_path):
+        started.set()
+        time.sleep(0.2)  # the second thread arrives meanwhile
+        Path(dest_path).write_bytes(b"x")
+
+    def import_image(path, **kwargs):
+        imported.append("image")
+        return "image"
+
+    engine.import_image.side_effect = import_image
+    meta = Meta(id="img")
+    results = []
+    with mock.patch.object(glance.glance, "API") as api:
+        api.return_value.download.side_effect = download
+        threads = [threading.Thread(target=lambda: results.append(
+            glance.ensure_image(engine, "ctx", meta))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert results == ["image", "image"]
+    assert api.return_value.download.call_count == 1
+
+
+def test_remove_stale_downloads(tmp_path):
+    (tmp_path / ".glance-abc").write_bytes(b"partial")
+    (tmp_path / "images").mkdir()
+    assert glance.remove_stale_downloads(tmp_path) == [
+        tmp_path / ".glance-abc"]
+    assert [p.name for p in tmp_path.iterdir()] == ["images"]
