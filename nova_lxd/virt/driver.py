@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,15 +90,18 @@ class LXCDriver(driver.ComputeDriver):
         super().__init__(virtapi)
         lxd_conf.register_opts(CONF)
         self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
         self._host: str | None = None
 
     @property
     def engine(self) -> Engine:
         """Built on first use, not at load: nova loads the driver before
-        it finished setting up, and tests swap CONF after import."""
-        if self._engine is None:
-            self._engine = Engine(lxd_conf.engine_config(CONF))
-        return self._engine
+        it finished setting up, and tests swap CONF after import. Once:
+        building an engine runs its crash recovery."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = Engine(lxd_conf.engine_config(CONF))
+            return self._engine
 
     @property
     def index(self) -> InstanceIndex:
