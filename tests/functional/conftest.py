@@ -34,12 +34,18 @@ def busybox_tarball(tmp_path_factory) -> Path:
         tmp_path_factory.mktemp("images") / "busybox.tar.gz")
 
 
-@pytest.fixture
-def engine_root() -> Path:
+def make_engine_root(prefix: str = "engine-") -> Path:
+    """A fresh engine root that unprivileged containers can traverse."""
     TEST_BASE.mkdir(parents=True, exist_ok=True)
     os.chmod(TEST_BASE, 0o711)
-    root = Path(tempfile.mkdtemp(prefix="engine-", dir=TEST_BASE))
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=TEST_BASE))
     os.chmod(root, 0o711)
+    return root
+
+
+@pytest.fixture
+def engine_root() -> Path:
+    root = make_engine_root()
     yield root
     cleanup_root(root)
 

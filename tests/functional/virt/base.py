@@ -15,7 +15,6 @@ import builtins
 import glob
 import os
 import sysconfig
-import tempfile
 from pathlib import Path
 
 import fixtures
@@ -25,7 +24,11 @@ from nova.tests.functional import integrated_helpers
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine.api import Engine
 from nova_lxd.virt import _nova_alias
-from tests.functional.conftest import TEST_BASE, cleanup_root, make_config
+from tests.functional.conftest import (
+    cleanup_root,
+    make_config,
+    make_engine_root,
+)
 
 CONF = nova.conf.CONF
 API_PASTE = Path(sysconfig.get_paths()["data"]) / "etc/nova/api-paste.ini"
@@ -64,7 +67,7 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
     def setUp(self) -> None:
         if os.geteuid() != 0:
             self.skipTest("boots real containers: needs root")
-        self.engine_root = _make_engine_root()
+        self.engine_root = make_engine_root(prefix="nova-")
         self.addCleanup(cleanup_root, self.engine_root)
         _nova_alias.register()
         self.addCleanup(_nova_alias.unregister)
@@ -90,11 +93,3 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
         """A second engine on the same root, as another process would
         see it: what the driver did must be on disk, not in memory."""
         return Engine(make_config(self.engine_root), recover=False)
-
-
-def _make_engine_root() -> Path:
-    TEST_BASE.mkdir(parents=True, exist_ok=True)
-    os.chmod(TEST_BASE, 0o711)
-    root = Path(tempfile.mkdtemp(prefix="nova-", dir=TEST_BASE))
-    os.chmod(root, 0o711)
-    return root
