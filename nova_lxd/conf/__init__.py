@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from nova_lxd.conf import engine
+from nova_lxd.conf import engine, virt
 from nova_lxd.conf.engine import engine_config
 
 __all__ = ["engine_config", "register_opts"]
@@ -19,3 +19,4 @@ __all__ = ["engine_config", "register_opts"]
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every nova-lxd option group on ``conf``."""
     engine.register_opts(conf)
+    virt.register_opts(conf)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from nova_lxd.conf import engine
+from nova_lxd.conf import engine, virt
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Every nova-lxd option, as ``[(group name, [options])]``."""
-    return engine.list_opts()
+    engine_opts = dict(engine.list_opts())
+    for group, opts in virt.list_opts():
+        engine_opts[group] = engine_opts.get(group, []) + opts
+    return list(engine_opts.items())

@@ -189,11 +189,13 @@ class LXCDriver(driver.ComputeDriver):
 
     def _container_spec(self, instance: Any) -> flavor.ContainerSpec:
         """The flavor's limits and switches, checked before any download.
-        Nesting and shared id maps are refused until the engine does
-        them (the default policy allows no switch that weakens
-        isolation)."""
+        Privileged containers only where the operator allows them
+        (``[lxc] allow_privileged_flavors``); nesting and shared id maps
+        are refused until the engine does them."""
         try:
-            return flavor.translate(instance.flavor, flavor.Policy())
+            policy = flavor.Policy(
+                allow_privileged=CONF.lxc.allow_privileged_flavors)
+            return flavor.translate(instance.flavor, policy)
         except flavor.UnsupportedFlavor as exc:
             raise exception.InstanceDeployFailure(
                 reason=str(exc), instance_id=instance.uuid) from exc

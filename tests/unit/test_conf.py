@@ -35,7 +35,16 @@ def test_import_registers_nothing() -> None:
 def test_one_option_per_field() -> None:
     [(group, group_opts)] = opts.list_opts()
     assert group == "lxc"
-    assert [o.name for o in group_opts] == FIELDS
+    engine_names = [o.name for o in group_opts][:len(FIELDS)]
+    assert engine_names == FIELDS
+    # After the engine's, the driver's own options.
+    assert [o.name for o in group_opts][len(FIELDS):] == [
+        "allow_privileged_flavors"]
+
+
+def test_privileged_flavors_are_off_by_default(conf) -> None:
+    conf(args=[], default_config_files=[])
+    assert conf.lxc.allow_privileged_flavors is False
 
 
 @pytest.mark.parametrize("field", FIELDS)
