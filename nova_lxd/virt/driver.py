@@ -173,8 +173,10 @@ class LXCDriver(driver.ComputeDriver):
         try:
             image = glance.ensure_image(self.engine, context, image_meta)
         except errors.InvalidImage as exc:
+            # The user sees this fault: say why, not where on the host.
+            reason = exc.kwargs.get("reason") or str(exc)
             raise exception.ImageUnacceptable(image_id=image_meta.id,
-                                              reason=str(exc)) from exc
+                                              reason=reason) from exc
         self.index.add(name, instance.uuid)
         try:
             create = self.engine.launch if power_on else self.engine.create
@@ -197,8 +199,9 @@ class LXCDriver(driver.ComputeDriver):
                 allow_privileged=CONF.lxc.allow_privileged_flavors)
             return flavor.translate(instance.flavor, policy)
         except flavor.UnsupportedFlavor as exc:
-            raise exception.InstanceDeployFailure(
-                reason=str(exc), instance_id=instance.uuid) from exc
+            # InvalidInput aborts the build: another host would refuse the
+            # flavor too, so no reschedule hides the reason.
+            raise exception.InvalidInput(reason=str(exc)) from exc
 
     def destroy(self, context: Any, instance: Any, network_info: Any,
                 block_device_info: Any = None, destroy_disks: bool = True,
