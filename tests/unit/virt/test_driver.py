@@ -113,7 +113,8 @@ def test_spawn_powered_off_only_creates(drv):
 def test_spawn_refused_flavor_fails_before_download(drv):
     inst = instance(extra_specs={"lxc:privileged": "true"})
     with mock.patch.object(driver.glance, "ensure_image") as ensure:
-        with pytest.raises(exception.InstanceDeployFailure,
+        # InvalidInput: nova aborts the build rather than rescheduling.
+        with pytest.raises(exception.InvalidInput,
                            match="lxc:privileged"):
             drv.spawn("ctx", inst, "meta", [], None, {})
     ensure.assert_not_called()
