@@ -12,7 +12,11 @@ import time
 from pathlib import Path
 
 from nova_lxd.engine import errors
-from nova_lxd.testing.busybox import build_busybox_tarball
+from nova_lxd.testing import disks
+from nova_lxd.testing.busybox import (
+    build_busybox_rootfs,
+    build_busybox_tarball,
+)
 from nova_lxd.virt.driver import container_name
 from tests.functional.virt import base
 
@@ -56,6 +60,32 @@ class BootTest(base.LXCIntegratedTestBase):
         self.assertRaises(errors.ContainerNotFound, observer.get, name)
         self.assertEqual([], self.compute.driver.list_instance_uuids())
 
+
+    def test_boot_from_qcow2(self) -> None:
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+            work = Path(tmp)
+            fs = disks.make_filesystem(
+                build_busybox_rootfs(work / "rootfs"), work / "root.ext4",
+                "ext4")
+            raw = disks.make_partitioned_disk(fs, work / "disk.raw", "gpt")
+            data = disks.convert(raw, work / "disk.qcow2", "qcow2"
+                                 ).read_bytes()
+        meta = {"name": "busybox-qcow2", "disk_format": "qcow2",
+                "container_format": "bare", "status": "active",
+                "visibility": "public", "min_ram": 0, "min_disk": 0,
+                "properties": {}}
+        image_id = self.glance.create(None, meta,
+                                      data=io.BytesIO(data))["id"]
+        server = self._create_server(image_uuid=image_id, networks="none")
+        self.assertEqual("ACTIVE", server["status"])
+        name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
+        observer = self.observer_engine()
+        image = observer.get_image(observer.get(name).image)
+        self.assertEqual("qcow2", image.properties["source_format"])
+        self.assertEqual("ext4", image.properties["root_filesystem"])
+        result = observer.execute(name, ["cat", "/etc/os-release"])
+        self.assertIn("ID=busybox", result.stdout.decode())
+        self._delete_server(server)
 
     def test_stop_start_reboot_pause(self) -> None:
         server = self._create_server(image_uuid=self._upload_busybox(),
