@@ -13,6 +13,7 @@ state lives on disk and in liblxc, never only in this object.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from oslo_log import log as logging
 from nova_lxd.engine import errors, fsutil, host, liblxc
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers import console, execute, power
+from nova_lxd.engine.containers.files import RootfsFile, write_files
 from nova_lxd.engine.containers.manager import ContainerManager
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.state import ContainerState, read_state
@@ -28,6 +30,7 @@ from nova_lxd.engine.images import housekeeping, loop
 from nova_lxd.engine.images.pipeline import ImageImporter
 from nova_lxd.engine.images.progress import LogProgress, Progress
 from nova_lxd.engine.images.store import Image, ImageStore
+from nova_lxd.engine.nics import Nic
 
 LOG = logging.getLogger(__name__)
 
@@ -116,9 +119,17 @@ class Engine:
 
     def create(self, name: str, image: str, *,
                limits: dict[str, Any] | None = None,
-               privileged: bool = False) -> ContainerRecord:
-        return self.containers.create(name, image, limit_keys=limits,
-                                      privileged=privileged)
+               privileged: bool = False, hostname: str | None = None,
+               metadata: dict[str, str] | None = None,
+               nics: Iterable[Nic | dict[str, Any]] = (),
+               files: Iterable[RootfsFile] = ()) -> ContainerRecord:
+        """A stopped container from ``image``: LXD-style ``limits`` keys,
+        veth ``nics``, ``files`` written into its rootfs, and the
+        caller's ``metadata`` kept in its record."""
+        return self.containers.create(
+            name, image, limit_keys=limits, privileged=privileged,
+            hostname=hostname, metadata=metadata, nic_specs=nics,
+            files=files)
 
     def launch(self, name: str, image: str, **kwargs: Any) -> ContainerState:
         """Create and start; a start failure deletes the new container."""
@@ -183,6 +194,12 @@ class Engine:
         self.containers.get(name)
         return execute.run(name, self.containers.open(name), command,
                            **kwargs)
+
+    def push_files(self, name: str, files: Iterable[RootfsFile]) -> None:
+        """Write files into a container's rootfs (running or not)."""
+        with self.containers.locked(name) as record:
+            write_files(record, self.containers.records.paths(name).rootfs,
+                        [f.validate() for f in files])
 
     def console_log(self, name: str, max_bytes: int = 1024 * 1024) -> str:
         self.containers.get(name)

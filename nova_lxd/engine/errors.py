@@ -82,6 +82,14 @@ class InvalidLimits(InvalidInput):
     msg_fmt = "Invalid limit %(key)s=%(value)r: %(reason)s."
 
 
+class InvalidNic(InvalidInput):
+    msg_fmt = "Invalid network interface %(nic)s: %(reason)s."
+
+
+class InvalidConfig(InvalidInput):
+    msg_fmt = "Invalid container setting %(key)s: %(reason)s."
+
+
 class InvalidImage(InvalidInput):
     msg_fmt = "Invalid image %(source)s: %(reason)s."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -58,24 +59,39 @@ def make_dirs(path: Path, mode: int = 0o711) -> None:
 
 
 def write_in_rootfs(rootfs: Path, relpath: str, data: bytes, *,
-                    uid: int = 0, gid: int = 0, mode: int = 0o644) -> None:
+                    uid: int = 0, gid: int = 0, mode: int = 0o644,
+                    parents: tuple[int, int] | None = None) -> None:
     """Write a file inside a container's rootfs without following any
     symlink: a tenant's image may make ``etc`` a link to the host's /etc.
-    Raises OSError (ELOOP/ENOTDIR) when the path is not a plain one."""
-    parts = [p for p in relpath.split("/") if p]
+    ``parents``, a (uid, gid), creates missing directories (0755) with
+    that owner. Raises OSError (ELOOP/ENOTDIR) when the path is not a plain
+    one."""
+    parts = [p for p in relpath.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise OSError(errno.EINVAL, f"bad path in rootfs: {relpath!r}")
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     dir_fd = os.open(rootfs, flags)
     try:
         for part in parts[:-1]:
-            next_fd = os.open(part, flags, dir_fd=dir_fd)
+            try:
+                next_fd = os.open(part, flags, dir_fd=dir_fd)
+            except FileNotFoundError:
+                if parents is None:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=dir_fd)
+                next_fd = os.open(part, flags, dir_fd=dir_fd)
+                os.fchown(next_fd, *parents)
+                os.fchmod(next_fd, 0o755)
             os.close(dir_fd)
             dir_fd = next_fd
         fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC
                      | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
         try:
-            os.write(fd, data)
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
     finally:

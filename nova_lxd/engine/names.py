@@ -7,6 +7,8 @@ import re
 from nova_lxd.engine import errors
 
 _HOSTNAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+_META_KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def validate_container_name(name: object) -> str:
@@ -25,3 +27,36 @@ def validate_container_name(name: object) -> str:
     if name.endswith("-"):
         raise errors.InvalidName(name=name, reason="it ends with a hyphen")
     return name
+
+
+def validate_hostname(hostname: object) -> str:
+    """A hostname is one or more dot-separated labels, 253 bytes at most
+    (nova allows FQDNs from API 2.94 on)."""
+    if not isinstance(hostname, str) or not 0 < len(hostname) <= 253:
+        raise errors.InvalidConfig(key="hostname",
+                                   reason="1-253 characters are required")
+    for label in hostname.split("."):
+        if not (_LABEL.match(label) and not label.endswith("-")):
+            raise errors.InvalidConfig(
+                key="hostname",
+                reason=f"{hostname!r} is not a host name (labels of letters,"
+                       " digits and inner hyphens, separated by dots)")
+    return hostname
+
+
+def validate_metadata(metadata: object) -> dict[str, str]:
+    """The caller's keys: printable names, string values, kept small
+    because they live in every record read."""
+    if not isinstance(metadata, dict):
+        raise errors.InvalidConfig(key="metadata", reason="a mapping of "
+                                   "strings is required")
+    for key, value in metadata.items():
+        if not (isinstance(key, str) and _META_KEY.match(key)):
+            raise errors.InvalidConfig(
+                key=repr(key), reason="keys are 1-64 letters, digits, "
+                                      "'.', '_' or '-'")
+        if not isinstance(value, str) or len(value) > 4096:
+            raise errors.InvalidConfig(
+                key=key, reason="values are strings of 4096 characters "
+                                "at most")
+    return dict(metadata)

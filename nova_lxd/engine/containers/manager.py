@@ -9,20 +9,30 @@ is released by the kernel and ``recover()`` removes what was left.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from oslo_log import log as logging
 
-from nova_lxd.engine import errors, fsutil, idmap, liblxc, limits, names
+from nova_lxd.engine import (
+    errors,
+    fsutil,
+    idmap,
+    liblxc,
+    limits,
+    names,
+    nics,
+)
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers import init_system, records
+from nova_lxd.engine.containers.files import RootfsFile, write_files
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.host import HostInfo
 from nova_lxd.engine.images.extract import extract_rootfs
 from nova_lxd.engine.images.store import ImageStore
 from nova_lxd.engine.locks import FileLock
+from nova_lxd.engine.nics import Nic
 from nova_lxd.engine.render import config as render_config
 from nova_lxd.engine.render.limits import render_limits
 from nova_lxd.engine.render.security import render_security
@@ -87,9 +97,18 @@ class ContainerManager:
 
     def create(self, name: str, image_ref: str, *,
                limit_keys: dict[str, Any] | None = None,
-               privileged: bool = False) -> ContainerRecord:
-        """Create a stopped container from an image; all or nothing."""
+               privileged: bool = False, hostname: str | None = None,
+               metadata: dict[str, str] | None = None,
+               nic_specs: Iterable[Nic | dict[str, Any]] = (),
+               files: Iterable[RootfsFile] = ()) -> ContainerRecord:
+        """Create a stopped container from an image; all or nothing.
+        ``files`` are written into the new rootfs (seeds for cloud-init)."""
         names.validate_container_name(name)
+        if hostname is not None:
+            names.validate_hostname(hostname)
+        metadata = names.validate_metadata(metadata or {})
+        nic_list = nics.validate_all(nic_specs)
+        files = [f.validate() for f in files]
         parsed = limits.parse_limits(limit_keys or {})
         limits.check_feasible(parsed, self.host)
         image = self.images.get(image_ref)
@@ -105,6 +124,8 @@ class ContainerManager:
                     raise errors.ContainerExists(name=name)
             record = self._reserve(name, image.fingerprint, privileged,
                                    dict(limit_keys or {}), revert)
+            record = record.replace(hostname=hostname, metadata=metadata,
+                                    nics=nic_list)
             # Pruning may have removed the image before our record said
             # it is in use; from here on it cannot.
             self.images.get(image.fingerprint)
@@ -121,7 +142,9 @@ class ContainerManager:
                            max_members=self.config.max_image_members,
                            uid_shift=shift, gid_shift=gshift)
             self.images.touch(image.fingerprint)
-            self._write_hostname(paths.rootfs, name, shift, gshift)
+            self._write_hostname(paths.rootfs, hostname or name, shift,
+                                 gshift)
+            write_files(record, paths.rootfs, files)
             record = record.replace(
                 halt_signal=init_system.halt_signal(paths.rootfs))
             self._write_lxc_config(record, parsed)
@@ -191,7 +214,8 @@ class ContainerManager:
             halt_signal=record.halt_signal,
             console_log_size=self.config.console_log_size,
             log_level=self.config.log_level,
-            devices_cgroup=self.host.cgroups.devices)
+            devices_cgroup=self.host.cgroups.devices,
+            hostname=record.hostname, nics=record.nics)
         pairs = render_config.render_base(spec)
         pairs += render_security(privileged=record.privileged,
                                  apparmor=self.host.apparmor,

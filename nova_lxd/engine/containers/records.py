@@ -16,6 +16,7 @@ from typing import Any
 
 from nova_lxd.engine import errors, fsutil
 from nova_lxd.engine.idmap import Idmap
+from nova_lxd.engine.nics import Nic
 
 CREATING = "creating"
 READY = "ready"
@@ -67,11 +68,17 @@ class ContainerRecord:
     """False when the rootfs was chown-shifted into the id map instead."""
     limits: dict[str, Any] = dataclasses.field(default_factory=dict)
     halt_signal: str = "SIGPWR"
+    hostname: str | None = None
+    """The container's hostname (uts name); defaults to its name."""
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The caller's own keys (Nova: the instance uuid), kept as given."""
+    nics: tuple[Nic, ...] = ()
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["idmap"] = dataclasses.asdict(self.idmap) if self.idmap else None
+        data["nics"] = [dataclasses.asdict(nic) for nic in self.nics]
         return data
 
     @classmethod
@@ -80,6 +87,7 @@ class ContainerRecord:
         values = {k: v for k, v in data.items() if k in fields}
         if values.get("idmap"):
             values["idmap"] = Idmap(**values["idmap"])
+        values["nics"] = tuple(Nic(**nic) for nic in values.get("nics", ()))
         return cls(**values)
 
     def replace(self, **changes: Any) -> ContainerRecord:

@@ -12,8 +12,9 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
-from nova_lxd.engine import errors
+from nova_lxd.engine import errors, nics
 from nova_lxd.engine.idmap import Idmap
+from nova_lxd.engine.nics import Nic
 
 Pairs = list[tuple[str, str]]
 
@@ -40,19 +41,21 @@ class ConfigSpec:
     log_level: str = "WARN"
     devices_cgroup: str | None = "v1"
     """'v1', 'v2' or None: where the devices controller lives."""
+    hostname: str | None = None
+    nics: tuple[Nic, ...] = ()
 
 
 def render_base(spec: ConfigSpec) -> Pairs:
     pairs: Pairs = [
-        ("lxc.uts.name", spec.name),
+        ("lxc.uts.name", spec.hostname or spec.name),
         ("lxc.rootfs.path", f"dir:{spec.rootfs}"),
     ]
     if spec.idmap is not None:
         if spec.idmapped_mount:
             pairs.append(("lxc.rootfs.options", "idmap=container"))
         pairs.extend(spec.idmap.lxc_lines())
+    pairs += nics.render(spec.nics)
     pairs += [
-        ("lxc.net.0.type", "empty"),
         ("lxc.autodev", "1"),
         ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed"),
         # No getty ttys: each costs two host ptys (kernel.pty.max).
