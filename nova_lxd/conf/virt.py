@@ -21,6 +21,14 @@ kept in check only by seccomp, dropped capabilities and AppArmor where the
 kernel has it). Leave off unless every user of such flavors is trusted
 with the host.
 """),
+    cfg.StrOpt(
+        "image_download_dir",
+        help="""
+Where nova-compute, unprivileged, writes Glance images while it downloads
+them, before the engine (root, through privsep) converts them into its
+store. Default: ``nova-lxd-downloads`` under ``[DEFAULT] instances_path``.
+Partial downloads are removed when the service starts.
+"""),
 ]
 
 

@@ -13,6 +13,7 @@ state lives on disk and in liblxc, never only in this object.
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,22 @@ class Engine:
             host.warn_no_apparmor()
         return info
 
+    def host_problems(self) -> list[str]:
+        """What keeps this host from running the engine's default
+        (unprivileged) containers, each said so an operator can fix it;
+        empty when all is well. Services check this at start-up."""
+        problems = []
+        if not shutil.which(self.config.lxc_start):
+            problems.append(f"{self.config.lxc_start} is missing: install "
+                            f"Debian's lxc package")
+        try:
+            self.containers.check_idmap()
+        except errors.HostError as exc:
+            problems.append(str(exc))
+        if self.host.cgroups.freezer is None:
+            problems.append("no cgroup freezer: pause and suspend need it")
+        return problems
+
     # -- images ------------------------------------------------------------
 
     def import_image(self, source: Path, *, aliases: tuple[str, ...] = (),
@@ -94,6 +111,10 @@ class Engine:
         with self.containers.records_lock():  # no create slips between
             in_use = {r.image for r in self.containers.records.all()}
             return housekeeping.evict(self.images, limit, in_use=in_use)
+
+    def find_image(self, origin: dict[str, Any]) -> Image | None:
+        """The newest image imported from ``origin`` (all keys match)."""
+        return self.images.find_by_origin(**origin)
 
     def list_images(self) -> list[Image]:
         return self.images.list()

@@ -1,41 +1,54 @@
 """Engine operations behind the privsep boundary.
 
-Each entrypoint is one engine operation, taking and returning plain data
-(privsep sends msgpack), so that the unprivileged caller never holds an
-Engine of its own. Engine errors cross the boundary as themselves: privsep
-rebuilds exceptions from their class and message.
+Each entrypoint is one engine operation taking and returning plain data
+(privsep speaks msgpack), so that the unprivileged caller never holds an
+Engine of its own; ``nova_lxd.privsep.proxy`` turns the data back into
+the engine's types. Engine errors cross the boundary as themselves:
+privsep rebuilds exceptions from their class and message.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import threading
 from typing import Any
 
 from oslo_config import cfg
 
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine.api import Engine
+from nova_lxd.engine.config import EngineConfig
+from nova_lxd.engine.containers.files import RootfsFile
 from nova_lxd.privsep import engine_context
 
+_ENGINES: dict[EngineConfig, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+_POWER_ACTIONS = ("start", "stop", "restart", "freeze", "unfreeze")
 
-@functools.lru_cache(maxsize=1)
+
 def _engine() -> Engine:
-    """The daemon's engine, configured from the same config files as the
-    service that started the daemon."""
+    """The engine for the current configuration (the daemon's config
+    files, or the caller's when privsep runs in process), built once per
+    configuration: building one runs crash recovery."""
     conf = cfg.CONF
     if "lxc" not in conf:
         lxd_conf.register_opts(conf)
-    return Engine(lxd_conf.engine_config(conf))
+    config = lxd_conf.engine_config(conf)
+    with _ENGINES_LOCK:
+        if config not in _ENGINES:
+            _ENGINES[config] = Engine(config)
+        return _ENGINES[config]
 
 
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return _plain(dataclasses.asdict(obj))
+def plain(obj: Any) -> Any:
+    """Dataclasses, tuples and dicts as msgpack-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(obj.to_dict() if hasattr(obj, "to_dict")
+                     else dataclasses.asdict(obj))
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     return obj
 
 
@@ -46,32 +59,38 @@ def import_image(path: str, aliases: list[str], disk_format: str | None,
     image = _engine().import_image(
         path, aliases=tuple(aliases), disk_format=disk_format,
         container_format=container_format, origin=origin)
-    return _plain(image.to_dict())
+    return plain(image)
 
 
 @engine_context.entrypoint
-def launch(name: str, image: str, limits: dict[str, str],
-           privileged: bool) -> dict[str, Any]:
-    return _plain(_engine().launch(name, image, limits=limits,
-                                   privileged=privileged))
+def find_image(origin: dict[str, Any]) -> dict[str, Any] | None:
+    image = _engine().find_image(origin)
+    return plain(image) if image is not None else None
+
+
+@engine_context.entrypoint
+def create(name: str, image: str, options: dict[str, Any],
+           start: bool) -> dict[str, Any]:
+    """``options`` are ``Engine.create`` keywords; files come as dicts."""
+    options = dict(options)
+    options["files"] = [RootfsFile.from_dict(f)
+                        for f in options.get("files", ())]
+    engine = _engine()
+    if start:
+        return plain(engine.launch(name, image, **options))
+    return plain(engine.create(name, image, **options))
 
 
 @engine_context.entrypoint
 def power(name: str, action: str, timeout: float | None,
           force: bool) -> None:
-    engine = _engine()
-    if action == "start":
-        engine.start(name)
-    elif action == "stop":
-        engine.stop(name, timeout=timeout, force=force)
-    elif action == "restart":
-        engine.restart(name, timeout=timeout, force=force)
-    elif action == "freeze":
-        engine.freeze(name)
-    elif action == "unfreeze":
-        engine.unfreeze(name)
-    else:
+    if action not in _POWER_ACTIONS:
         raise ValueError(f"unknown power action {action!r}")
+    engine = _engine()
+    if action in ("stop", "restart"):
+        getattr(engine, action)(name, timeout=timeout, force=force)
+    else:
+        getattr(engine, action)(name)
 
 
 @engine_context.entrypoint
@@ -81,12 +100,27 @@ def delete(name: str, force: bool) -> None:
 
 @engine_context.entrypoint
 def state(name: str) -> dict[str, Any]:
-    return _plain(_engine().state(name))
+    return plain(_engine().state(name))
+
+
+@engine_context.entrypoint
+def record(name: str) -> dict[str, Any]:
+    return plain(_engine().get(name))
+
+
+@engine_context.entrypoint
+def records() -> list[dict[str, Any]]:
+    return plain(_engine().list())
 
 
 @engine_context.entrypoint
 def names() -> list[str]:
-    return [record.name for record in _engine().list()]
+    return [r.name for r in _engine().list()]
+
+
+@engine_context.entrypoint
+def push_files(name: str, files: list[dict[str, Any]]) -> None:
+    _engine().push_files(name, [RootfsFile.from_dict(f) for f in files])
 
 
 @engine_context.entrypoint
@@ -97,3 +131,16 @@ def console_log(name: str, max_bytes: int) -> str:
 @engine_context.entrypoint
 def prune_images(max_bytes: int | None) -> list[str]:
     return [image.fingerprint for image in _engine().prune_images(max_bytes)]
+
+
+@engine_context.entrypoint
+def host_summary() -> dict[str, Any]:
+    info = _engine().host
+    return {"cpu_count": info.cpu_count, "memory_bytes": info.memory_bytes,
+            "apparmor": info.apparmor,
+            "idmapped_mounts": info.idmapped_mounts}
+
+
+@engine_context.entrypoint
+def host_problems() -> list[str]:
+    return _engine().host_problems()

@@ -1,9 +1,11 @@
 """``LXCDriver``: Nova's compute driver for system containers.
 
-Thin on purpose: each method turns Nova objects into calls on the
-embedded engine (``nova_lxd.engine``), and engine errors into Nova
-exceptions. Host figures live in ``host``, image fetching in ``glance``,
-flavor translation in ``flavor``.
+Thin on purpose: each method turns Nova objects into calls on the engine
+and engine errors into Nova exceptions. The engine runs behind the
+project's privsep context (nova-compute itself is unprivileged); host
+figures live in ``host``, image fetching in ``glance``, flavors in
+``flavor``, ports in ``vifs``, cloud-init seeds in ``metadata``,
+counters in ``diagnostics``.
 
 Nova imports drivers as ``nova.virt.<compute_driver>``; see
 ``nova_lxd.virt._nova_alias`` for how this module gets there
@@ -13,28 +15,39 @@ Nova imports drivers as ``nova.virt.<compute_driver>``; see
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import re
-import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nova.conf
 from nova import exception
 from nova.compute import power_state
-from nova.virt import driver, hardware
+from nova.virt import configdrive, driver, hardware
+from oslo_concurrency import processutils
 from oslo_log import log as logging
 
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine import errors, liblxc
-from nova_lxd.engine.api import Engine
-from nova_lxd.virt import flavor, glance, host
-from nova_lxd.virt.instances import InstanceIndex
+from nova_lxd.privsep.proxy import PrivilegedEngine
+from nova_lxd.virt import (
+    diagnostics,
+    flavor,
+    glance,
+    host,
+    metadata,
+    vifs,
+)
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 # Reported as hypervisor_version: nova wants an integer.
 HYPERVISOR_VERSION = 1
+# The engine record key that ties a container to its Nova instance.
+UUID_KEY = "nova.instance_uuid"
 
 _POWER_STATES = {
     liblxc.RUNNING: power_state.RUNNING,
@@ -44,6 +57,7 @@ _POWER_STATES = {
     liblxc.THAWED: power_state.RUNNING,
 }
 _UNSAFE = re.compile(r"[^a-z0-9-]+")
+MiB = 1024 ** 2
 
 
 def container_name(instance: Any) -> str:
@@ -84,35 +98,52 @@ class LXCDriver(driver.ComputeDriver):
         supports_image_type_vmdk=True,
         supports_image_type_vdi=True,
         supports_image_type_vhdx=True,
+        # Ports are plugged before the container is created; hot plug is
+        # not implemented yet. suspend/resume freeze the processes
+        # (memory stays in RAM): no stateful suspend until CRIU is used.
+        supports_attach_interface=False,
     )
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
         super().__init__(virtapi)
         lxd_conf.register_opts(CONF)
-        self._engine: Engine | None = None
-        self._engine_lock = threading.Lock()
         self._host: str | None = None
 
-    @property
-    def engine(self) -> Engine:
-        """Built on first use, not at load: nova loads the driver before
-        it finished setting up, and tests swap CONF after import. Once:
-        building an engine runs its crash recovery."""
-        with self._engine_lock:
-            if self._engine is None:
-                self._engine = Engine(lxd_conf.engine_config(CONF))
-            return self._engine
+    @functools.cached_property
+    def engine(self) -> PrivilegedEngine:
+        """Built on first use, not at load: tests swap CONF after
+        import. Every call crosses into the privsep daemon."""
+        return PrivilegedEngine(lxd_conf.engine_config(CONF))
 
     @property
-    def index(self) -> InstanceIndex:
-        return InstanceIndex(self.engine.config.root / "nova-instances")
+    def download_dir(self) -> Path:
+        return Path(CONF.lxc.image_download_dir
+                    or os.path.join(CONF.instances_path,
+                                    "nova-lxd-downloads"))
 
     # -- host --------------------------------------------------------------
 
     def init_host(self, host: str) -> None:
+        """Starts the privileged engine (which finishes or undoes
+        operations a crash interrupted) and checks the host can run
+        containers; nova-compute refuses to start otherwise."""
         self._host = host
-        LOG.info("nova-lxd engine at %s", self.engine.config.root)
-        glance.remove_stale_downloads(self.engine.config.root)
+        vifs.initialize()
+        try:
+            summary = self.engine.host
+            problems = self.engine.host_problems()
+        except errors.EngineError as exc:
+            raise exception.NovaException(
+                f"nova-lxd cannot use this host: {exc}") from exc
+        if problems:
+            raise exception.NovaException(
+                "nova-lxd cannot use this host: " + "; ".join(problems))
+        glance.remove_stale_downloads(self.download_dir)
+        names = self.list_instances()
+        LOG.info("nova-lxd engine at %s: %d cpus, %d MiB, %d containers, "
+                 "AppArmor %s", self.engine.config.root, summary.cpu_count,
+                 summary.memory_bytes // MiB, len(names),
+                 "on" if summary.apparmor else "absent")
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [self._host or CONF.host]
@@ -134,6 +165,13 @@ class LXCDriver(driver.ComputeDriver):
         provider_tree.update_inventory(
             nodename, host.inventory(resources, ratios, reserved))
 
+    def get_host_ip_addr(self) -> str:
+        return CONF.my_ip
+
+    def get_host_uptime(self) -> str:
+        out, _err = processutils.execute("env", "LANG=C", "uptime")
+        return out.strip()
+
     # -- listing -----------------------------------------------------------
 
     def list_instances(self) -> list[str]:
@@ -142,8 +180,9 @@ class LXCDriver(driver.ComputeDriver):
         return [record.name for record in self.engine.list()]
 
     def list_instance_uuids(self) -> list[str]:
-        index = self.index
-        uuids = (index.uuid(name) for name in self.list_instances())
+        """Uuids of the containers this driver made (other engine users,
+        such as the daemon, have none)."""
+        uuids = (r.metadata.get(UUID_KEY) for r in self.engine.list())
         return [uuid for uuid in uuids if uuid]
 
     def instance_exists(self, instance: Any) -> bool:
@@ -168,26 +207,83 @@ class LXCDriver(driver.ComputeDriver):
               injected_files: Any, admin_password: Any, allocations: Any,
               network_info: Any = None, block_device_info: Any = None,
               power_on: bool = True, accel_info: Any = None) -> None:
+        """Image, ports, container, then start; waits for Neutron's
+        network-vif-plugged events like the libvirt driver, and undoes
+        everything on failure (nova then reschedules or errors)."""
         name = container_name(instance)
         spec = self._container_spec(instance)
+        image = self._ensure_image(context, image_meta)
+        files = self._seed_files(context, instance, network_info,
+                                 injected_files, admin_password)
+        events = (vifs.plug_events(network_info)
+                  if power_on and CONF.vif_plugging_timeout else [])
         try:
-            image = glance.ensure_image(self.engine, context, image_meta)
+            with self.virtapi.wait_for_instance_event(
+                    instance, events, timeout=CONF.vif_plugging_timeout,
+                    error_callback=self._neutron_failed_callback):
+                nics = vifs.plug(instance, network_info)
+                self._create(name, instance, image.fingerprint, spec, nics,
+                             files, start=power_on)
+        except exception.InstanceEventTimeout:
+            if CONF.vif_plugging_is_fatal:
+                self._undo_spawn(name, instance, network_info)
+                raise exception.VirtualInterfaceCreateException() from None
+            LOG.warning("Neutron sent no network-vif-plugged event in %s s;"
+                        " the container runs anyway", CONF.
+                        vif_plugging_timeout, instance=instance)
+        except Exception:
+            self._undo_spawn(name, instance, network_info)
+            raise
+        LOG.info("Container %s %s from image %s", name,
+                 "started" if power_on else "created",
+                 image.fingerprint[:12], instance=instance)
+
+    def _ensure_image(self, context: Any, image_meta: Any) -> Any:
+        try:
+            return glance.ensure_image(self.engine, context, image_meta,
+                                       self.download_dir)
         except errors.InvalidImage as exc:
             # The user sees this fault: say why, not where on the host.
             reason = exc.kwargs.get("reason") or str(exc)
             raise exception.ImageUnacceptable(image_id=image_meta.id,
                                               reason=reason) from exc
-        self.index.add(name, instance.uuid)
+
+    def _seed_files(self, context: Any, instance: Any, network_info: Any,
+                    injected_files: Any, admin_password: Any) -> list[Any]:
+        """cloud-init's config drive, written into the rootfs."""
+        return metadata.seed_files(instance, network_info, injected_files,
+                                   admin_password, context=context)
+
+    def _create(self, name: str, instance: Any, fingerprint: str,
+                spec: flavor.ContainerSpec, nics: list[Any],
+                files: list[Any], start: bool) -> None:
+        create = self.engine.launch if start else self.engine.create
         try:
-            create = self.engine.launch if power_on else self.engine.create
-            create(name, image.fingerprint, limits=spec.limits,
-                   privileged=spec.privileged)
+            create(name, fingerprint, limits=spec.limits,
+                   privileged=spec.privileged, hostname=instance.hostname
+                   or None, metadata={UUID_KEY: instance.uuid}, nics=nics,
+                   files=files)
         except errors.EngineError as exc:
-            self.index.remove(name)
             raise exception.InstanceDeployFailure(
                 reason=str(exc), instance_id=instance.uuid) from exc
-        LOG.info("Container %s started from image %s", name,
-                 image.fingerprint[:12], instance=instance)
+
+    def _undo_spawn(self, name: str, instance: Any,
+                    network_info: Any) -> None:
+        try:
+            self.engine.delete(name, force=True)
+        except errors.ContainerNotFound:
+            pass
+        except errors.EngineError as exc:
+            LOG.error("Could not remove container %s after a failed spawn: "
+                      "%s", name, exc, instance=instance)
+        vifs.unplug(instance, network_info)
+
+    def _neutron_failed_callback(self, event_name: str,
+                                 instance: Any) -> None:
+        LOG.error("Neutron reported failure on event %s", event_name,
+                  instance=instance)
+        if CONF.vif_plugging_is_fatal:
+            raise exception.VirtualInterfaceCreateException()
 
     def _container_spec(self, instance: Any) -> flavor.ContainerSpec:
         """The flavor's limits and switches, checked before any download.
@@ -206,27 +302,32 @@ class LXCDriver(driver.ComputeDriver):
     def destroy(self, context: Any, instance: Any, network_info: Any,
                 block_device_info: Any = None, destroy_disks: bool = True,
                 destroy_secrets: bool = True) -> None:
-        """Kill and delete the container; a missing one is already gone
-        (nova destroys after failed spawns too)."""
+        """Kill and delete the container, unplug its ports; a missing
+        container is already gone (nova destroys after failed spawns)."""
         name = container_name(instance)
         try:
             self.engine.delete(name, force=True)
         except errors.ContainerNotFound:
             LOG.debug("Container %s already gone", name, instance=instance)
-        self.index.remove(name)
+        self.cleanup(context, instance, network_info, block_device_info,
+                     destroy_disks)
 
     def cleanup(self, context: Any, instance: Any, network_info: Any,
                 block_device_info: Any = None, destroy_disks: bool = True,
                 migrate_data: Any = None, destroy_vifs: bool = True,
                 destroy_secrets: bool = True) -> None:
-        """Nothing outlives ``destroy`` yet (no vifs, volumes or disks)."""
+        """The ports' host side; the container's files went with it."""
+        if destroy_vifs:
+            vifs.unplug(instance, network_info)
 
     # -- power -------------------------------------------------------------
 
     def power_off(self, instance: Any, timeout: int = 0,
                   retry_interval: int = 0) -> None:
         """Clean shutdown within ``timeout`` seconds, then kill; nova's
-        ``timeout=0`` means a hard power off. Already off is fine."""
+        ``timeout=0`` means a hard power off. The engine signals init
+        once and waits the whole timeout (``retry_interval`` is for
+        guests that ignore ACPI). Already off is fine."""
         name = container_name(instance)
         with _instance_errors(instance):
             if self.engine.state(name).status == liblxc.STOPPED:
@@ -262,6 +363,17 @@ class LXCDriver(driver.ComputeDriver):
         with _instance_errors(instance):
             self.engine.unfreeze(container_name(instance))
 
+    def suspend(self, context: Any, instance: Any) -> None:
+        """Freezes the container (the cgroup freezer): processes stop,
+        memory stays allocated on the host. A stateful suspend to disk
+        needs CRIU, which this driver does not use yet."""
+        self.pause(instance)
+
+    def resume(self, context: Any, instance: Any, network_info: Any,
+               block_device_info: Any = None, share_info: Any = None
+               ) -> None:
+        self.unpause(instance)
+
     def resume_state_on_host_boot(self, context: Any, instance: Any,
                                   network_info: Any, share_info: Any,
                                   block_device_info: Any = None) -> None:
@@ -275,6 +387,27 @@ class LXCDriver(driver.ComputeDriver):
         if removed:
             LOG.info("Pruned %d cached images", len(removed))
 
+    # -- inspection --------------------------------------------------------
+
     def get_console_output(self, context: Any, instance: Any) -> str:
         with _instance_errors(instance):
             return self.engine.console_log(container_name(instance))
+
+    def get_diagnostics(self, instance: Any) -> dict[str, Any]:
+        name = container_name(instance)
+        with _instance_errors(instance):
+            state = self.engine.state(name)
+            record = self.engine.get(name)
+        return diagnostics.legacy(state, record.nics,
+                                  instance.flavor.memory_mb * MiB)
+
+    def get_instance_diagnostics(self, instance: Any) -> Any:
+        name = container_name(instance)
+        with _instance_errors(instance):
+            state = self.engine.state(name)
+            record = self.engine.get(name)
+        return diagnostics.instance(
+            instance, state,
+            _POWER_STATES.get(state.status, power_state.NOSTATE),
+            record.nics, instance.flavor.memory_mb * MiB,
+            configdrive.required_by(instance))

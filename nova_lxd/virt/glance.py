@@ -18,7 +18,6 @@ from nova.image import glance
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
-from nova_lxd.engine.api import Engine
 from nova_lxd.engine.images.store import Image
 
 LOG = logging.getLogger(__name__)
@@ -41,18 +40,20 @@ def origin_of(image_meta: Any) -> dict[str, Any]:
     return origin
 
 
-def ensure_image(engine: Engine, context: Any, image_meta: Any) -> Image:
-    """The engine image for ``image_meta``, downloaded and imported the
-    first time. The download goes under the engine's root: the same file
-    system as the image store, and not a small /tmp."""
+def ensure_image(engine: Any, context: Any, image_meta: Any,
+                 download_dir: Path) -> Image:
+    """The engine image for ``image_meta`` (an ``Engine`` or its privsep
+    proxy), downloaded into ``download_dir`` and imported the first
+    time."""
     origin = origin_of(image_meta)
     # One download per image even when several instances of a new image
     # are spawned at once (nova-compute runs spawns in parallel threads).
     with lockutils.lock(f"nova-lxd-glance-{image_meta.id}"):
-        known = engine.images.find_by_origin(**origin)
+        known = engine.find_image(origin)
         if known is not None:
             return known
-        return _download_and_import(engine, context, image_meta, origin)
+        return _download_and_import(engine, context, image_meta, origin,
+                                    download_dir)
 
 
 def remove_stale_downloads(root: Path) -> list[Path]:
@@ -65,9 +66,10 @@ def remove_stale_downloads(root: Path) -> list[Path]:
     return stale
 
 
-def _download_and_import(engine: Engine, context: Any, image_meta: Any,
-                         origin: dict[str, Any]) -> Image:
-    fd, name = tempfile.mkstemp(prefix=_PREFIX, dir=engine.config.root)
+def _download_and_import(engine: Any, context: Any, image_meta: Any,
+                         origin: dict[str, Any], download_dir: Path) -> Image:
+    Path(download_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(prefix=_PREFIX, dir=download_dir)
     os.close(fd)
     path = Path(name)
     try:

@@ -14,8 +14,6 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from nova_lxd.engine.api import Engine
-
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 # (architecture, hypervisor type, vm mode) for ImagePropertiesFilter: an
@@ -30,7 +28,7 @@ def architecture() -> str:
     return platform.machine()
 
 
-def disk_gb(engine: Engine) -> tuple[int, int]:
+def disk_gb(engine: Any) -> tuple[int, int]:
     """(total, used) GiB of the file system holding the engine's root,
     where images and container root file systems live."""
     st = os.statvfs(engine.config.root)
@@ -39,7 +37,7 @@ def disk_gb(engine: Engine) -> tuple[int, int]:
     return total // GiB, (total - free) // GiB
 
 
-def available_resource(engine: Engine, nodename: str,
+def available_resource(engine: Any, nodename: str,
                        hypervisor_version: int) -> dict[str, Any]:
     """The dict ``ComputeDriver.get_available_resource`` returns."""
     info = engine.host

@@ -185,6 +185,11 @@ class ContainerManager:
                               subuid_path=cfg.subuid_file,
                               subgid_path=cfg.subgid_file)
 
+    def check_idmap(self) -> None:
+        """Raise the HostError a create would meet for want of ids."""
+        with self.records_lock():
+            self._allocate_idmap()
+
     def _use_idmapped_mounts(self) -> bool:
         mode = self.config.idmapped_mounts
         if mode == "always":

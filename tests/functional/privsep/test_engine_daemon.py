@@ -47,8 +47,9 @@ def test_containers_are_run_by_the_daemon(daemon, busybox_tarball):
     image = priv_engine.import_image(str(busybox_tarball), ["busybox"],
                                      "raw", "bare", None)
     assert len(image["fingerprint"]) == 64
-    state = priv_engine.launch("viaprivsep", "busybox",
-                               {"limits.memory": "128MiB"}, False)
+    state = priv_engine.create("viaprivsep", "busybox",
+                               {"limits": {"limits.memory": "128MiB"}},
+                               True)
     assert state["status"] == "RUNNING"
     # The container's processes descend from neither this process nor
     # the daemon: lxc-start daemonised its small monitor.

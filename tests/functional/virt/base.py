@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import builtins
 import glob
+import io
 import os
 import sysconfig
+import tarfile
+import tempfile
+import types
 from pathlib import Path
 
 import fixtures
@@ -23,7 +27,10 @@ from nova.tests.functional import integrated_helpers
 
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine.api import Engine
+from nova_lxd.privsep import engine_context
+from nova_lxd.testing.busybox import build_busybox_tarball
 from nova_lxd.virt import _nova_alias
+from nova_lxd.virt.driver import container_name
 from tests.functional.conftest import (
     cleanup_root,
     make_config,
@@ -42,6 +49,20 @@ _REAL = {
     "glob.glob": glob.glob,
     "glob.iglob": glob.iglob,
 }
+
+
+def busybox_bytes(extra_files: dict[str, bytes] | None = None) -> bytes:
+    """The busybox rootfs as a tar.gz, with ``extra_files`` (path: data)
+    appended to tell images apart."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tarball = build_busybox_tarball(Path(tmp) / "busybox.tar")
+        if extra_files:
+            with tarfile.open(tarball, "a") as tar:
+                for path, data in extra_files.items():
+                    info = tarfile.TarInfo("./" + path.lstrip("/"))
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        return tarball.read_bytes()
 
 
 class RealHostFixture(fixtures.Fixture):
@@ -78,6 +99,10 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
         # After nova's TestCase.setUp: its ConfFixture resets
         # compute_driver to a fake one, and it poisons host reads.
         self.useFixture(RealHostFixture())
+        # The engine's privsep entrypoints run in this (root) process;
+        # tests/functional/privsep runs them in the real daemon.
+        self.useFixture(fixtures.MockPatchObject(
+            engine_context, "client_mode", False))
         self.flags(compute_driver=_nova_alias.COMPUTE_DRIVER,
                    vif_plugging_timeout=0)
         self.flags(api_paste_config=str(API_PASTE), group="wsgi")
@@ -88,6 +113,26 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
     def _clear_attrs(self) -> None:
         """nova's version deletes every public attribute after a test,
         including the test method pytest (>= 8) still wants to read."""
+
+    def upload_image(self, data: bytes, name: str = "busybox",
+                     disk_format: str = "raw",
+                     container_format: str = "bare") -> str:
+        """An image in the Glance fixture; rootfs tarballs go as raw/bare
+        (Glance has no rootfs format)."""
+        meta = {"name": name, "disk_format": disk_format,
+                "container_format": container_format, "status": "active",
+                "visibility": "public", "min_ram": 0, "min_disk": 0,
+                "properties": {}}
+        return self.glance.create(None, meta, data=io.BytesIO(data))["id"]
+
+    def upload_busybox(self, extra_files: dict[str, bytes] | None = None
+                       ) -> str:
+        return self.upload_image(busybox_bytes(extra_files))
+
+    @staticmethod
+    def container_of(server: dict) -> str:
+        return container_name(types.SimpleNamespace(
+            name=server["OS-EXT-SRV-ATTR:instance_name"]))
 
     def observer_engine(self) -> Engine:
         """A second engine on the same root, as another process would

@@ -3,19 +3,10 @@ why, and nothing is left on the host."""
 
 from __future__ import annotations
 
-import io
-
 from tests.functional.virt import base
 
 
 class BadBootTest(base.LXCIntegratedTestBase):
-
-    def _upload(self, data: bytes, disk_format: str = "raw") -> str:
-        meta = {"name": "bad", "disk_format": disk_format,
-                "container_format": "bare", "status": "active",
-                "visibility": "public", "min_ram": 0, "min_disk": 0,
-                "properties": {}}
-        return self.glance.create(None, meta, data=io.BytesIO(data))["id"]
 
     def _assert_nothing_left(self) -> None:
         observer = self.observer_engine()
@@ -26,7 +17,7 @@ class BadBootTest(base.LXCIntegratedTestBase):
         self.assertEqual([], self.compute.driver.list_instance_uuids())
 
     def test_unconvertible_image(self) -> None:
-        image_id = self._upload(b"\x7fELF" + b"\0" * 8192)
+        image_id = self.upload_image(b"\x7fELF" + b"\0" * 8192)
         server = self._create_server(image_uuid=image_id, networks="none",
                                      expected_state="ERROR")
         fault = self.api.get_server(server["id"])["fault"]["message"]
@@ -39,7 +30,7 @@ class BadBootTest(base.LXCIntegratedTestBase):
             memory_mb=256, vcpu=1, disk=1, ephemeral=0,
             extra_spec={"lxc:privileged": "true"})
         server = self._create_server(
-            image_uuid=self._upload(b""), flavor_id=flavor_id,
+            image_uuid=self.upload_image(b""), flavor_id=flavor_id,
             networks="none", expected_state="ERROR")
         self.assertIn("lxc:privileged", self._fault_details(server))
         self._assert_nothing_left()
@@ -49,7 +40,7 @@ class BadBootTest(base.LXCIntegratedTestBase):
         flavor_id = self._create_flavor(memory_mb=512, vcpu=4096, disk=1,
                                         ephemeral=0)
         server = self._create_server(
-            image_uuid=self._upload(b""), flavor_id=flavor_id,
+            image_uuid=self.upload_image(b""), flavor_id=flavor_id,
             networks="none", expected_state="ERROR")
         fault = self.api.get_server(server["id"])["fault"]
         self.assertIn("No valid host", fault["message"])

@@ -15,46 +15,36 @@ from nova_lxd.engine import errors
 from nova_lxd.testing import disks
 from nova_lxd.testing.busybox import (
     build_busybox_rootfs,
-    build_busybox_tarball,
 )
-from nova_lxd.virt.driver import container_name
 from tests.functional.virt import base
-
-
-def busybox_bytes() -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        return build_busybox_tarball(Path(tmp) / "busybox.tar.gz").read_bytes()
 
 
 class BootTest(base.LXCIntegratedTestBase):
 
-    def _upload_busybox(self) -> str:
-        meta = {"name": "busybox", "disk_format": "raw",
-                "container_format": "bare", "status": "active",
-                "visibility": "public", "min_ram": 0, "min_disk": 0,
-                "properties": {}}
-        image = self.glance.create(None, meta,
-                                   data=io.BytesIO(busybox_bytes()))
-        return image["id"]
-
     def test_boot_and_delete(self) -> None:
-        image_id = self._upload_busybox()
+        image_id = self.upload_busybox()
         server = self._create_server(image_uuid=image_id, networks="none")
         self.assertEqual("ACTIVE", server["status"])
 
-        name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
+        name = self.container_of(server)
         observer = self.observer_engine()
         self.assertEqual("RUNNING", observer.state(name).status)
         flavor = self.api.get_flavor(server["flavor"]["id"])
         self.assertEqual({"limits.cpu": str(flavor["vcpus"]),
                           "limits.memory": f"{flavor['ram']}MiB"},
                          observer.get(name).limits)
-        result = observer.execute(name, ["cat", "/etc/hostname"])
-        self.assertEqual(name, result.stdout.decode().strip())
+        # The hostname is nova's (from the server's name), not the
+        # container's name.
+        hostname = server["OS-EXT-SRV-ATTR:hostname"]
+        for command in (["hostname"], ["cat", "/etc/hostname"]):
+            result = observer.execute(name, command)
+            self.assertEqual(hostname, result.stdout.decode().strip())
+        self.assertEqual(server["id"], observer.get(name).metadata[
+            "nova.instance_uuid"])
         self.assertEqual([server["id"]],
                          self.compute.driver.list_instance_uuids())
-        self.assertIn(f"booted {name}", self._console_when(
-            server, f"booted {name}"))
+        self.assertIn(f"booted {hostname}", self._console_when(
+            server, f"booted {hostname}"))
 
         self._delete_server(server)
         self.assertRaises(errors.ContainerNotFound, observer.get, name)
@@ -78,7 +68,7 @@ class BootTest(base.LXCIntegratedTestBase):
                                       data=io.BytesIO(data))["id"]
         server = self._create_server(image_uuid=image_id, networks="none")
         self.assertEqual("ACTIVE", server["status"])
-        name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
+        name = self.container_of(server)
         observer = self.observer_engine()
         image = observer.get_image(observer.get(name).image)
         self.assertEqual("qcow2", image.properties["source_format"])
@@ -88,9 +78,9 @@ class BootTest(base.LXCIntegratedTestBase):
         self._delete_server(server)
 
     def test_stop_start_reboot_pause(self) -> None:
-        server = self._create_server(image_uuid=self._upload_busybox(),
+        server = self._create_server(image_uuid=self.upload_busybox(),
                                      networks="none")
-        name = container_name(_Named(server["OS-EXT-SRV-ATTR:instance_name"]))
+        name = self.container_of(server)
         observer = self.observer_engine()
 
         self.api.post_server_action(server["id"], {"os-stop": None})
@@ -129,8 +119,3 @@ class BootTest(base.LXCIntegratedTestBase):
             if text in output or time.monotonic() > deadline:
                 return output
             time.sleep(0.2)
-
-
-class _Named:
-    def __init__(self, name: str) -> None:
-        self.name = name

@@ -14,14 +14,14 @@ from nova_lxd.engine import errors
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.state import ContainerState
 from nova_lxd.virt import _nova_alias, driver
-from nova_lxd.virt.instances import InstanceIndex
 
 UUID = "c0ffee00-0000-4000-8000-0000000000aa"
+VIF = {"id": "p1", "active": True, "vnic_type": "normal"}
 
 
 def instance(name="instance-0000000a", uuid=UUID, extra_specs=None):
     return types.SimpleNamespace(
-        name=name, uuid=uuid,
+        name=name, uuid=uuid, hostname="web-1",
         flavor=types.SimpleNamespace(name="m1.small", vcpus=2,
                                      memory_mb=512, root_gb=1,
                                      extra_specs=extra_specs or {}))
@@ -29,10 +29,14 @@ def instance(name="instance-0000000a", uuid=UUID, extra_specs=None):
 
 @pytest.fixture
 def drv(tmp_path):
-    d = driver.LXCDriver(virtapi=mock.Mock())
-    d._engine = mock.Mock()
-    d._engine.config.root = tmp_path
-    return d
+    d = driver.LXCDriver(virtapi=mock.MagicMock())
+    d.engine = mock.Mock()  # replaces the cached privsep proxy
+    d.engine.config.root = tmp_path
+    with mock.patch.object(driver.metadata, "seed_files",
+                           return_value=["seed"]), \
+            mock.patch.object(driver.vifs, "plug", return_value=[]), \
+            mock.patch.object(driver.vifs, "unplug"):
+        yield d
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -63,20 +67,18 @@ def test_get_info_unknown_raises_instance_not_found(drv):
         drv.get_info(instance())
 
 
-def test_destroy_missing_succeeds_and_forgets_uuid(drv):
+def test_destroy_missing_succeeds_and_unplugs(drv):
     inst = instance()
-    drv.index.add(inst.name, inst.uuid)
     drv.engine.delete.side_effect = errors.ContainerNotFound(name=inst.name)
-    drv.destroy(None, inst, network_info=[])
+    drv.destroy(None, inst, network_info=["vif"])
     drv.engine.delete.assert_called_once_with(inst.name, force=True)
-    assert drv.index.uuid(inst.name) is None
+    driver.vifs.unplug.assert_called_once_with(inst, ["vif"])
 
 
-def test_list_instance_uuids_only_for_existing_containers(drv):
-    drv.index.add("instance-00000001", "uuid-1")
-    drv.index.add("instance-00000002", "uuid-2")  # container gone
+def test_list_instance_uuids_only_for_nova_containers(drv):
     drv.engine.list.return_value = [
-        ContainerRecord(name="instance-00000001", image="f"),
+        ContainerRecord(name="instance-00000001", image="f",
+                        metadata={driver.UUID_KEY: "uuid-1"}),
         ContainerRecord(name="not-nova", image="f")]
     assert drv.list_instances() == ["instance-00000001", "not-nova"]
     assert drv.list_instance_uuids() == ["uuid-1"]
@@ -95,12 +97,13 @@ def test_spawn_launches_imported_image(drv):
     with mock.patch.object(driver.glance, "ensure_image",
                            return_value=image) as ensure:
         drv.spawn("ctx", inst, "meta", [], None, {})
-    ensure.assert_called_once_with(drv.engine, "ctx", "meta")
+    ensure.assert_called_once_with(drv.engine, "ctx", "meta",
+                                   drv.download_dir)
     drv.engine.launch.assert_called_once_with(
         inst.name, image.fingerprint,
         limits={"limits.cpu": "2", "limits.memory": "512MiB"},
-        privileged=False)
-    assert drv.index.uuid(inst.name) == inst.uuid
+        privileged=False, hostname="web-1",
+        metadata={driver.UUID_KEY: inst.uuid}, nics=[], files=["seed"])
 
 
 def test_spawn_powered_off_only_creates(drv):
@@ -120,14 +123,37 @@ def test_spawn_refused_flavor_fails_before_download(drv):
     ensure.assert_not_called()
 
 
-def test_spawn_failure_is_nova_error_and_forgets_uuid(drv):
+def test_spawn_failure_is_nova_error_and_undone(drv):
     inst = instance()
     drv.engine.launch.side_effect = errors.StartFailed(name=inst.name,
                                                        reason="boom")
+    drv.engine.delete.side_effect = errors.ContainerNotFound(name="x")
     with mock.patch.object(driver.glance, "ensure_image"):
         with pytest.raises(exception.InstanceDeployFailure):
-            drv.spawn("ctx", inst, "meta", [], None, {})
-    assert drv.index.uuid(inst.name) is None
+            drv.spawn("ctx", inst, "meta", [], None, {},
+                      network_info=[VIF])
+    drv.engine.delete.assert_called_once_with(inst.name, force=True)
+    driver.vifs.unplug.assert_called_once_with(inst, [VIF])
+
+
+def test_spawn_waits_for_vif_plugged_of_ports_down(drv):
+    down = dict(VIF, id="p2", active=False)
+    with mock.patch.object(driver.glance, "ensure_image"):
+        drv.spawn("ctx", instance(), "meta", [], None, {},
+                  network_info=[VIF, down])
+    events = drv.virtapi.wait_for_instance_event.call_args.args[1]
+    assert events == [("network-vif-plugged", "p2")]
+
+
+def test_spawn_vif_timeout_is_fatal_and_undone(drv):
+    inst = instance()
+    drv.virtapi.wait_for_instance_event.return_value.__exit__.side_effect \
+        = exception.InstanceEventTimeout()
+    with mock.patch.object(driver.glance, "ensure_image"):
+        with pytest.raises(exception.VirtualInterfaceCreateException):
+            drv.spawn("ctx", inst, "meta", [], None, {},
+                      network_info=[dict(VIF, active=False)])
+    drv.engine.delete.assert_called_once_with(inst.name, force=True)
 
 
 def test_spawn_bad_image_is_image_unacceptable(drv):
@@ -154,17 +180,6 @@ def test_alias_loads_like_nova_does():
     finally:
         _nova_alias.unregister()
     assert key not in sys.modules
-
-
-def test_index_roundtrip(tmp_path):
-    index = InstanceIndex(tmp_path / "idx")
-    assert index.uuid("a") is None
-    index.add("a", "u1")
-    index.add("a", "u2")
-    assert index.uuid("a") == "u2"
-    index.remove("a")
-    index.remove("a")
-    assert index.uuid("a") is None
 
 
 def _status(drv, status):

@@ -14,19 +14,19 @@ class Meta(SimpleNamespace):
 
 def test_known_origin_skips_download(tmp_path):
     engine = mock.Mock()
-    engine.images.find_by_origin.return_value = "known"
+    engine.find_image.return_value = "known"
     meta = Meta(id="img", checksum="c1")
     with mock.patch.object(glance.glance, "API") as api:
-        assert glance.ensure_image(engine, "ctx", meta) == "known"
+        assert glance.ensure_image(engine, "ctx", meta, tmp_path) == "known"
     api.assert_not_called()
-    engine.images.find_by_origin.assert_called_once_with(glance_id="img",
-                                                         checksum="c1")
+    engine.find_image.assert_called_once_with({"glance_id": "img",
+                                               "checksum": "c1"})
 
 
 def test_download_imported_and_removed(tmp_path):
     engine = mock.Mock()
     engine.config.root = tmp_path
-    engine.images.find_by_origin.return_value = None
+    engine.find_image.return_value = None
     meta = Meta(id="img", disk_format="raw", container_format="bare")
     seen = {}
 
@@ -42,7 +42,7 @@ def test_download_imported_and_removed(tmp_path):
     engine.import_image.side_effect = import_image
     with mock.patch.object(glance.glance, "API") as api:
         api.return_value.download.side_effect = download
-        assert glance.ensure_image(engine, "ctx", meta) == "imported"
+        assert glance.ensure_image(engine, "ctx", meta, tmp_path) == "imported"
     assert seen["kwargs"] == {"origin": {"glance_id": "img"},
                               "disk_format": "raw",
                               "container_format": "bare"}
@@ -54,8 +54,8 @@ def test_concurrent_spawns_download_once(tmp_path):
     engine = mock.Mock()
     engine.config.root = tmp_path
     imported = []
-    engine.images.find_by_origin.side_effect = (
-        lambda **kw: imported[0] if imported else None)
+    engine.find_image.side_effect = (
+        lambda origin: imported[0] if imported else None)
     started = threading.Event()
 
     def download(context, image_id, dest_path):
@@ -73,7 +73,8 @@ def test_concurrent_spawns_download_once(tmp_path):
     with mock.patch.object(glance.glance, "API") as api:
         api.return_value.download.side_effect = download
         threads = [threading.Thread(target=lambda: results.append(
-            glance.ensure_image(engine, "ctx", meta))) for _ in range(2)]
+            glance.ensure_image(engine, "ctx", meta, tmp_path)))
+            for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
