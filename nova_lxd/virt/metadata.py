@@ -25,8 +25,11 @@ Debian 12's cloud-init 22.4 as installed by ``cloud_init_rootfs``):
   or ``.../openstack/latest/meta_data.json`` is a file. In a container
   ds-identify never looks at block devices or file-system labels
   (``read_fs_info_linux`` returns ``unavailable:container``), so this
-  seed dir is the only way ConfigDrive is detected there. nova's tree
-  has both dated and ``latest`` directories; nothing else is needed.
+  seed dir is the only way ConfigDrive is detected there, and on x86_64
+  the default policy is ``notfound=disabled``: without a seed cloud-init
+  does not run at all. nova's tree has both dated and ``latest``
+  directories; nothing else is needed. ds-identify then writes
+  ``datasource_list: [ ConfigDrive, None ]`` to /run/cloud-init/cloud.cfg.
 
 Every file is mode 0600, owned by the container's root: ``admin_pass``
 sits in ``meta_data.json`` of every version, user data in
