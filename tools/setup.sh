@@ -72,6 +72,7 @@ install_packages() {
         lxc "$(lxc_dev_package)" uidmap busybox-static qemu-utils
         btrfs-progs xfsprogs debootstrap python3-venv python3-dev gcc
         pkg-config zstd xz-utils bzip2 iproute2 shellcheck fdisk squashfs-tools dosfstools
+        openvswitch-switch
     )
     local missing=() p
     for p in "${pkgs[@]}"; do

@@ -20,7 +20,7 @@ import os_vif
 from nova import exception
 from nova.network import model as network_model
 from nova.network import os_vif_util
-from os_vif import objects as osv_objects
+from os_vif.objects import vif as osv_vif
 from oslo_log import log as logging
 
 from nova_lxd.engine.nics import Nic
@@ -49,11 +49,11 @@ def to_osvif(vif: Any) -> Any:
         obj = os_vif_util.nova_to_osvif_vif(vif)
     except exception.NovaException as exc:
         raise exception.VirtualInterfacePlugException(str(exc)) from exc
-    if isinstance(obj, osv_objects.vif.VIFOpenVSwitch):
+    if isinstance(obj, osv_vif.VIFOpenVSwitch):
         # libvirt adds the tap to OVS itself; liblxc would not set the
         # external ids Neutron binds by, so os-vif creates the port.
         obj.port_profile.create_port = True
-    elif not isinstance(obj, osv_objects.vif.VIFBridge):
+    elif not isinstance(obj, osv_vif.VIFBridge):
         raise exception.VirtualInterfacePlugException(
             f"Port {vif['id']} has VIF type {vif['type']!r} "
             f"({type(obj).__name__ if obj else 'no os-vif object'}); "
@@ -65,7 +65,7 @@ def to_nic(index: int, obj: Any) -> Nic:
     """The engine's view of a plugged port."""
     mtu = obj.network.mtu if "mtu" in obj.network and obj.network.mtu \
         else None
-    link = obj.bridge_name if isinstance(obj, osv_objects.vif.VIFBridge) \
+    link = obj.bridge_name if isinstance(obj, osv_vif.VIFBridge) \
         else None
     return Nic(name=f"eth{index}", host_name=obj.vif_name, link=link,
                hwaddr=str(obj.address), mtu=mtu)
