@@ -15,6 +15,7 @@ import builtins
 import glob
 import io
 import os
+import sys
 import sysconfig
 import tarfile
 import tempfile
@@ -24,6 +25,7 @@ from pathlib import Path
 import fixtures
 import nova.conf
 from nova.tests.functional import integrated_helpers
+from oslo_privsep import daemon as oslo_daemon
 
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine.api import Engine
@@ -40,6 +42,7 @@ from tests.functional.conftest import (
 CONF = nova.conf.CONF
 API_PASTE = Path(sysconfig.get_paths()["data"]) / "etc/nova/api-paste.ini"
 
+_REAL_CLIENT_CHANNEL = oslo_daemon.RootwrapClientChannel
 # The real functions, taken before any nova TestCase replaces them.
 _REAL = {
     "os.uname": os.uname,
@@ -78,12 +81,41 @@ class RealHostFixture(fixtures.Fixture):
             self.useFixture(fixtures.MonkeyPatch(name, real))
 
 
+class PrivsepDaemonFixture(fixtures.Fixture):
+    """The engine's privsep context started for real: a privsep-helper
+    process reading its own configuration file, as nova-compute starts
+    it (through sudo or rootwrap) in a deployment."""
+
+    def __init__(self, engine_root: Path) -> None:
+        self.engine_root = engine_root
+
+    def _setUp(self) -> None:
+        conf_file = self.engine_root / "privsep.conf"
+        conf_file.write_text(f"[lxc]\nroot = {self.engine_root}\n"
+                             "stop_timeout = 10\nlock_timeout = 30\n")
+        helper = Path(sys.executable).with_name("privsep-helper")
+        # nova's TestCase forbids starting helpers; this one is wanted.
+        self.useFixture(fixtures.MonkeyPatch(
+            "oslo_privsep.daemon.RootwrapClientChannel",
+            _REAL_CLIENT_CHANNEL))
+        CONF.set_override("helper_command",
+                          f"{helper} --config-file {conf_file}",
+                          group="nova_lxd_privileged")
+        self.addCleanup(CONF.clear_override, "helper_command",
+                        group="nova_lxd_privileged")
+        self.useFixture(fixtures.MockPatchObject(
+            engine_context, "client_mode", True))
+        self.addCleanup(engine_context.stop)
+
+
 class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
     """``_IntegratedTestBase`` with nova-lxd as the compute driver."""
 
     # Networks are required from 2.37 on; 'none' keeps neutron out.
     microversion = "2.37"
     ADMIN_API = True
+    PRIVSEP_DAEMON = False
+    """True: the engine runs in a real privsep daemon, as deployed."""
 
     def setUp(self) -> None:
         if os.geteuid() != 0:
@@ -99,10 +131,12 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
         # After nova's TestCase.setUp: its ConfFixture resets
         # compute_driver to a fake one, and it poisons host reads.
         self.useFixture(RealHostFixture())
-        # The engine's privsep entrypoints run in this (root) process;
-        # tests/functional/privsep runs them in the real daemon.
-        self.useFixture(fixtures.MockPatchObject(
-            engine_context, "client_mode", False))
+        if self.PRIVSEP_DAEMON:
+            self.useFixture(PrivsepDaemonFixture(self.engine_root))
+        else:
+            # The engine's privsep entrypoints run in this (root) process.
+            self.useFixture(fixtures.MockPatchObject(
+                engine_context, "client_mode", False))
         self.flags(compute_driver=_nova_alias.COMPUTE_DRIVER,
                    vif_plugging_timeout=0)
         self.flags(api_paste_config=str(API_PASTE), group="wsgi")

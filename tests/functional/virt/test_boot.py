@@ -7,6 +7,7 @@ system tarball, uploaded as Glance has no rootfs format: raw/bare.
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -119,3 +120,57 @@ class BootTest(base.LXCIntegratedTestBase):
             if text in output or time.monotonic() > deadline:
                 return output
             time.sleep(0.2)
+
+
+class PrivsepDaemonBootTest(base.LXCIntegratedTestBase):
+    """The deployed shape: every engine call crosses into a separate
+    privsep-helper process; the test process (nova-compute) forks
+    nothing."""
+
+    PRIVSEP_DAEMON = True
+
+    def test_boot_power_and_delete_through_the_daemon(self) -> None:
+        server = self._create_server(image_uuid=self.upload_busybox(),
+                                     networks="none")
+        self.assertEqual("ACTIVE", server["status"])
+        name = self.container_of(server)
+        observer = self.observer_engine()
+        state = observer.state(name)
+        self.assertEqual("RUNNING", state.status)
+        # The container descends from neither nova-compute (this
+        # process) nor, once lxc-start daemonised, the privsep daemon.
+        self.assertNotIn(os.getpid(), ancestors(state.pid))
+        # The privileged work happened in a privsep-helper process that
+        # reads this test's configuration file.
+        helpers = [cmd for cmd in command_lines()
+                   if "privsep-helper" in cmd
+                   and str(self.engine_root / "privsep.conf") in cmd]
+        self.assertTrue(helpers, "no privsep daemon of this test runs")
+        self.assertEqual([server["id"]],
+                         self.compute.driver.list_instance_uuids())
+        self.api.post_server_action(server["id"], {"os-stop": None})
+        self._wait_for_state_change(server, "SHUTOFF")
+        self.assertEqual("STOPPED", observer.state(name).status)
+        self._delete_server(server)
+        self.assertEqual([], observer.list())
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
+
+
+def command_lines() -> list[str]:
+    lines = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    lines.append(f.read().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines
