@@ -107,6 +107,17 @@ class LifecycleTest(base.LXCIntegratedTestBase):
                          inventory["MEMORY_MB"]["allocation_ratio"])
         self.assertEqual(conf.reserved_host_memory_mb,
                          inventory["MEMORY_MB"]["reserved"])
+        # Traits follow the driver's capabilities: what works, only.
+        traits = set(self.placement.get(
+            f"/resource_providers/{rp_uuid}/traits",
+            version="1.6").body["traits"])
+        for fmt in ("RAW", "QCOW2", "VMDK", "VDI", "VHDX"):
+            self.assertIn(f"COMPUTE_IMAGE_TYPE_{fmt}", traits)
+        for absent in ("COMPUTE_IMAGE_TYPE_ISO", "COMPUTE_IMAGE_TYPE_AMI",
+                       "COMPUTE_NET_ATTACH_INTERFACE",
+                       "COMPUTE_VOLUME_MULTI_ATTACH",
+                       "COMPUTE_SAME_HOST_COLD_MIGRATE"):
+            self.assertNotIn(absent, traits)
 
     def test_compute_restart_finds_its_containers(self) -> None:
         running, running_name = self._boot()
