@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import nova.conf
-from nova import exception
+from nova import context as nova_context
+from nova import exception, objects
 from nova.compute import power_state
 from nova.virt import configdrive, driver, hardware
 from oslo_concurrency import processutils
@@ -139,11 +140,40 @@ class LXCDriver(driver.ComputeDriver):
             raise exception.NovaException(
                 "nova-lxd cannot use this host: " + "; ".join(problems))
         glance.remove_stale_downloads(self.download_dir)
+        self._handle_deleted_instances()
         names = self.list_instances()
         LOG.info("nova-lxd engine at %s: %d cpus, %d MiB, %d containers, "
                  "AppArmor %s", self.engine.config.root, summary.cpu_count,
                  summary.memory_bytes // MiB, len(names),
                  "on" if summary.apparmor else "absent")
+
+    def _handle_deleted_instances(self) -> None:
+        """Containers of instances deleted while this service was down
+        (the API then deletes locally) are handled at once, as
+        ``[DEFAULT] running_deleted_instance_action`` says, rather than at
+        the first run of nova's periodic task half an hour later."""
+        action = CONF.running_deleted_instance_action
+        by_uuid = {r.metadata[UUID_KEY]: r.name for r in self.engine.list()
+                   if UUID_KEY in r.metadata}
+        if action == "noop" or not by_uuid:
+            return
+        ctx = nova_context.get_admin_context(read_deleted="yes")
+        deleted = objects.InstanceList.get_by_filters(
+            ctx, {"uuid": list(by_uuid), "deleted": True,
+                  "soft_deleted": False}, expected_attrs=["info_cache"])
+        for instance in deleted:
+            name = by_uuid[instance.uuid]
+            LOG.warning("Container %s belongs to a deleted instance: %s",
+                        name, action, instance=instance)
+            try:
+                if action == "reap":
+                    self.engine.delete(name, force=True)
+                    vifs.unplug(instance, instance.get_network_info())
+                elif action == "shutdown":
+                    self.engine.stop(name, force=True)
+            except errors.EngineError as exc:
+                LOG.error("Could not %s container %s: %s", action, name,
+                          exc, instance=instance)
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [self._host or CONF.host]

@@ -144,3 +144,30 @@ class LifecycleTest(base.LXCIntegratedTestBase):
         # Still managed: an action after the restart reaches the container.
         self._action(stopped, {"os-start": None}, "ACTIVE")
         self.assertEqual("RUNNING", observer.state(stopped_name).status)
+
+    def test_instance_deleted_while_compute_down_is_reaped_at_start(
+            self) -> None:
+        kept, kept_name = self._boot()
+        gone, gone_name = self._boot()
+        observer = self.observer_engine()
+
+        self.compute.stop()
+        self.api.microversion = "2.53"
+        service = self.api.get_services(binary="nova-compute")[0]
+        self.api.put_service(service["id"], {"forced_down": True})
+        # With its compute down the API deletes the instance locally; the
+        # container is still there.
+        self.api.delete_server(gone["id"])
+        self._wait_until_deleted(gone)
+        self.assertEqual("RUNNING", observer.state(gone_name).status)
+
+        self.api.put_service(service["id"], {"forced_down": False})
+        priv_engine._ENGINES.clear()
+        self.compute = self.restart_compute_service(
+            self.compute, keep_hypervisor_state=False)
+        # Reaped by init_host ([DEFAULT] running_deleted_instance_action
+        # = reap, nova's default), not half an hour later.
+        self.assertRaises(errors.ContainerNotFound, observer.get, gone_name)
+        self.assertEqual("RUNNING", observer.state(kept_name).status)
+        self.assertEqual([kept["id"]],
+                         self.compute.driver.list_instance_uuids())
