@@ -64,7 +64,7 @@ from nova.tests.functional.api import client as api_client  # noqa: E402
 from nova_lxd import conf as lxd_conf  # noqa: E402
 from nova_lxd.engine.api import Engine  # noqa: E402
 from nova_lxd.virt.driver import container_name  # noqa: E402
-from tests.functional.virt import base, test_boot  # noqa: E402
+from tests.functional.virt import base  # noqa: E402
 
 CONF = nova.conf.CONF
 STEPS = ("request_to_active", "post", "post_to_spawn", "spawn",
@@ -83,10 +83,10 @@ class SpawnBenchmark(base.LXCIntegratedTestBase):
         self.spawns: list[tuple[float, float]] = []
         self.profile = cProfile.Profile() if args.profile else None
         self._wrap_spawn()
-        image_id = self._upload_busybox()
+        image_id = self.upload_busybox()  # raw/bare, as the tests do
 
         warm = self._boot(image_id)
-        record = self._engine().get(warm["name"])
+        record = self.observer_engine().get(warm["name"])
         self.image, self.limits = record.image, dict(record.limits)
         self._delete(warm)
         # Our own engine on the driver's root and settings (a second
@@ -115,13 +115,6 @@ class SpawnBenchmark(base.LXCIntegratedTestBase):
         # Teardown (services, thread pools, the engine root) logs at INFO
         # after nova's log capture is gone: keep that off the terminal.
         self.addCleanup(logging.disable, logging.INFO)
-
-    def _upload_busybox(self) -> str:
-        """The functional tests' busybox image (raw/bare) in Glance."""
-        if hasattr(self, "upload_busybox"):
-            return self.upload_busybox()
-        # Where the tests kept it before it moved into their base class.
-        return test_boot.BootTest._upload_busybox(self)
 
     # -- the two sides -----------------------------------------------------
 
@@ -197,9 +190,6 @@ class SpawnBenchmark(base.LXCIntegratedTestBase):
                     return
             time.sleep(self.poll)
         self.fail(f"server {server['id']} not deleted after 60 s")
-
-    def _engine(self) -> Engine:
-        return self.observer_engine()
 
     def _engine_launch(self, name: str) -> float:
         started = time.perf_counter()
