@@ -173,11 +173,14 @@ class Engine:
         return read_state(name, self.containers.open(name))
 
     def start(self, name: str) -> None:
-        with self.containers.locked(name):
+        """Start; nics with ingress/egress limits get them on their new
+        host veths (TrafficLimitFailed stops the container again)."""
+        with self.containers.locked(name) as record:
             power.start(name, self.containers.open(name),
                         self.containers.records.paths(name),
                         lxc_start=self.config.lxc_start,
-                        lxcpath=self.config.containers_dir)
+                        lxcpath=self.config.containers_dir,
+                        nics=record.nics)
 
     def stop(self, name: str, *, timeout: float | None = None,
              force: bool = False) -> bool:
@@ -189,14 +192,15 @@ class Engine:
 
     def restart(self, name: str, *, timeout: float | None = None,
                 force: bool = False) -> None:
-        with self.containers.locked(name):
+        with self.containers.locked(name) as record:
             ct = self.containers.open(name)
             if liblxc.state(ct) != liblxc.STOPPED:
                 power.stop(name, ct, timeout=self._timeout(timeout),
                            force=force)
             power.start(name, ct, self.containers.records.paths(name),
                         lxc_start=self.config.lxc_start,
-                        lxcpath=self.config.containers_dir)
+                        lxcpath=self.config.containers_dir,
+                        nics=record.nics)
 
     def freeze(self, name: str) -> None:
         with self.containers.locked(name):

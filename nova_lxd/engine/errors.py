@@ -131,6 +131,11 @@ class StartFailed(EngineError):
         super().__init__(message, **kwargs)
 
 
+class TrafficLimitFailed(StartFailed):
+    msg_fmt = ("Container %(name)s was stopped: its traffic limits on "
+               "%(nic)s could not be applied: %(reason)s")
+
+
 class OperationFailed(EngineError):
     msg_fmt = "Could not %(action)s container %(name)s: %(reason)s"
 

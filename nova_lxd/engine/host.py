@@ -28,7 +28,9 @@ LOG = logging.getLogger(__name__)
 
 ROOT = Path("/")
 CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "freezer", "cpuacct",
-               "devices")
+               "devices", "blkio")
+# Controllers whose cgroup2 name differs: v1 blkio is v2 io.
+_V2_NAMES = {"io": "blkio"}
 # Built into cgroup2 rather than listed in cgroup.controllers: the
 # freezer (cgroup.freeze), cpuacct's counters (cpu.stat) and the devices
 # controller (BPF programs, which liblxc attaches).
@@ -63,6 +65,8 @@ class CgroupLayout:
     freezer: str | None = None
     cpuacct: str | None = None
     devices: str | None = None
+    blkio: str | None = None
+    """Block IO throttling: v1 ``blkio`` or v2 ``io``."""
     v1_mounts: tuple[tuple[str, str], ...] = ()
     """(controller, mount point) for controllers on v1."""
     unified_mount: str | None = None
@@ -119,7 +123,7 @@ def cgroup_layout(root: Path = ROOT) -> CgroupLayout:
     if unified is not None:
         path = _at(root, unified) / "cgroup.controllers"
         try:
-            v2 = set(path.read_text().split())
+            v2 = {_V2_NAMES.get(c, c) for c in path.read_text().split()}
         except FileNotFoundError:
             LOG.debug("%s is missing: no controllers on cgroup v2", path)
         v2.update(c for c in _V2_CORE if c not in v1)
@@ -312,6 +316,70 @@ def clear_probe_cache() -> None:
         _PROBE_CACHE.clear()
 
 
+def _dev_text(root: Path, dev: str) -> str | None:
+    """The whole disk (MAJ:MIN) of block device ``dev``, or None when
+    sysfs has no such block device. A partition resolves to its parent
+    disk (the sysfs directory above it); device-mapper, md, loop and
+    whole disks are themselves."""
+    node = _at(root, f"/sys/dev/block/{dev}")
+    if not node.exists():
+        return None
+    if not (node / "partition").exists():
+        return dev
+    try:
+        return (node.resolve().parent / "dev").read_text().strip()
+    except OSError:
+        return None
+
+
+def _fstype(path: Path, root: Path) -> str:
+    """The file system type of the mount holding ``path``."""
+    best, fstype = "", "unknown"
+    try:
+        lines = _at(root, "/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return fstype
+    text = str(path).rstrip("/") + "/"
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = _unescape(fields[1]).rstrip("/") + "/"
+        if text.startswith(mount) and len(mount) >= len(best):
+            best, fstype = mount, fields[2]
+    return fstype
+
+
+def disk_device(path: Path, layout: CgroupLayout, root: Path = ROOT,
+                st_dev: int | None = None) -> tuple[str | None, str | None]:
+    """``("MAJ:MIN", None)`` of the disk holding ``path`` when block IO
+    can be throttled there, else ``(None, why not)``."""
+    if layout.blkio is None:
+        return None, ("this host has no blkio (cgroup v1) or io (cgroup "
+                      "v2) controller")
+    if layout.blkio == "v1":
+        mount = layout.mountpoint("blkio") or "/"
+        if not (_at(root, mount) / "blkio.throttle.read_bps_device"
+                ).exists():
+            return None, ("the kernel has no block IO throttling "
+                          "(CONFIG_BLK_DEV_THROTTLING)")
+    try:
+        dev = os.stat(path).st_dev if st_dev is None else st_dev
+    except OSError as exc:
+        return None, f"cannot stat {path}: {exc}"
+    major, minor = os.major(dev), os.minor(dev)
+    if major == 0:
+        return None, (f"{path} is on a {_fstype(path, root)} file system "
+                      f"with no block device of its own (device "
+                      f"{major}:{minor}: btrfs, overlay, tmpfs and network "
+                      f"file systems cannot be throttled per disk)")
+    disk = _dev_text(root, f"{major}:{minor}")
+    if disk is None:
+        return None, (f"{path} is on device {major}:{minor}, which is "
+                      f"not a block device in /sys/dev/block")
+    return disk, None
+
+
 @dataclasses.dataclass(frozen=True)
 class HostInfo:
     """What the renderers and feasibility checks need to know."""
@@ -322,6 +390,11 @@ class HostInfo:
     swap_accounting: bool
     apparmor: bool
     idmapped_mounts: bool
+    disk_device: str | None = None
+    """MAJ:MIN of the whole disk holding the containers directory, when
+    its block IO can be throttled (``limits.disk.*``)."""
+    disk_problem: str | None = None
+    """Why ``disk_device`` is None."""
 
     @property
     def cpu_count(self) -> int:
@@ -334,14 +407,17 @@ def probe_host(probe_path: Path, *, root: Path = ROOT,
     """Gather every fact once; ``probe_path`` is where container root
     file systems live (the idmapped-mount probe runs there)."""
     layout = cgroup_layout(root)
+    disk, disk_problem = disk_device(Path(probe_path), layout, root)
     info = HostInfo(cgroups=layout, online_cpus=online_cpus(root),
                     memory_bytes=memory_bytes(root),
                     swap_accounting=swap_accounting(layout, root),
                     apparmor=apparmor_enabled(root),
-                    idmapped_mounts=idmap_probe(Path(probe_path)))
+                    idmapped_mounts=idmap_probe(Path(probe_path)),
+                    disk_device=disk, disk_problem=disk_problem)
     LOG.info("Host: cgroup %s (%s), %d cpus, %d MiB, swap accounting %s, "
-             "AppArmor %s, idmapped mounts %s", layout.mode,
+             "AppArmor %s, idmapped mounts %s, disk %s", layout.mode,
              ", ".join(f"{c}={layout.version(c)}" for c in CONTROLLERS),
              info.cpu_count, info.memory_bytes // (1024 * 1024),
-             info.swap_accounting, info.apparmor, info.idmapped_mounts)
+             info.swap_accounting, info.apparmor, info.idmapped_mounts,
+             disk or disk_problem)
     return info

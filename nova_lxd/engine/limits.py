@@ -27,6 +27,12 @@ Key semantics (values are strings, or ints where a number makes sense):
 ``limits.processes``
     an int >= 1: the most tasks (processes and threads) the container
     may have.
+``limits.disk.read`` / ``limits.disk.write``
+    a rate in bytes per second (``"10MB"``, ``"20MiB"``, as
+    ``limits.memory``), ``"<n>iops"`` operations per second, or both,
+    comma separated (``"10MB,100iops"``). Throttled by the blkio (v1)
+    or io (v2) controller on the whole disk holding the containers
+    directory; refused where that is not a block device.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
 
 PREFIX = "limits."
 VALID_KEYS = ("limits.cpu", "limits.cpu.allowance", "limits.cpu.priority",
+              "limits.disk.read", "limits.disk.write",
               "limits.memory", "limits.memory.swap", "limits.processes")
 
 DEFAULT_SHARES = 1024
@@ -54,6 +61,7 @@ MIN_QUOTA_US = 1000
 MAX_PROCESSES = 4 * 1024 * 1024  # PID_MAX_LIMIT on 64-bit kernels
 MAX_CPU = 8191
 MAX_SIZE = 2**62  # far beyond any host, and memory + swap stays in int64
+MAX_IOPS = 2**32 - 2  # blk-throttle keeps iops in 32 bits, max = unset
 
 _UNITS = {"": 1, "B": 1,
           "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9,
@@ -62,6 +70,7 @@ for _i, _p in enumerate("KMGTPE", 1):
     _UNITS[f"{_p}iB"] = _UNITS[_p] = 1024 ** _i
 _UNITS["k"] = 1024
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", re.ASCII)
+_IOPS_RE = re.compile(r"(\d+)\s*iops", re.ASCII | re.IGNORECASE)
 _TIME_RE = re.compile(r"(\d+)\s*(ms|us)", re.ASCII)
 _INT_RE = re.compile(r"-?\d+", re.ASCII)
 _CPU_RE = re.compile(r"\d+", re.ASCII)
@@ -83,6 +92,10 @@ class Limits:
     swap: bool = True
     swap_bytes: int | None = None
     processes: int | None = None
+    disk_read_bps: int | None = None
+    disk_read_iops: int | None = None
+    disk_write_bps: int | None = None
+    disk_write_iops: int | None = None
 
     def memory_limit(self, host_memory: int) -> int | None:
         """The memory limit in bytes, resolving a percentage."""
@@ -94,6 +107,12 @@ class Limits:
     def has_memory(self) -> bool:
         return self.memory_bytes is not None or (
             self.memory_percent is not None)
+
+    @property
+    def has_disk(self) -> bool:
+        return any(v is not None for v in (
+            self.disk_read_bps, self.disk_read_iops,
+            self.disk_write_bps, self.disk_write_iops))
 
 
 def format_cpuset(cpus: tuple[int, ...] | list[int]) -> str:
@@ -242,6 +261,37 @@ def _parse_swap(value: str | int) -> dict[str, object]:
     return {"swap": True, "swap_bytes": size} if size else {"swap": False}
 
 
+def _parse_disk(key: str, value: str | int) -> dict[str, object]:
+    """``"10MB"``, ``"100iops"`` or ``"10MB,100iops"`` (either order)."""
+    direction = key.rsplit(".", 1)[1]
+    out: dict[str, object] = {}
+    for part in str(value).split(","):
+        part = part.strip()
+        m = _IOPS_RE.fullmatch(part)
+        if m:
+            field, n = f"disk_{direction}_iops", int(m.group(1))
+            if not 1 <= n <= MAX_IOPS:
+                raise _bad(key, value, f"iops must be between 1 and "
+                                       f"{MAX_IOPS}")
+        else:
+            field = f"disk_{direction}_bps"
+            try:
+                n = parse_size(part)
+            except ValueError as exc:
+                raise _bad(key, value, f"expected bytes per second such as "
+                                       f"10MB, operations per second such "
+                                       f"as 100iops, or both comma "
+                                       f"separated ({exc})") from None
+            if n < 1:
+                raise _bad(key, value, "a rate must be above 0 (leave "
+                                       "the key unset for no limit)")
+        if field in out:
+            raise _bad(key, value, "give at most one rate and one iops "
+                                   "value")
+        out[field] = n
+    return out
+
+
 def _shares(pct: float | None, priority: int | None) -> int | None:
     """The documented allowance/priority -> cpu.shares mapping."""
     if pct is None and priority is None:
@@ -284,6 +334,8 @@ def parse_limits(config: Mapping[str, object]) -> Limits:
             fields.update(_parse_memory(value))
         elif key == "limits.memory.swap":
             fields.update(_parse_swap(value))
+        elif key.startswith("limits.disk."):
+            fields.update(_parse_disk(key, value))
         else:
             fields["processes"] = _int(key, value, 1, MAX_PROCESSES)
     fields["cpu_shares"] = _shares(pct, priority)
@@ -332,6 +384,8 @@ def check_feasible(limits: Limits, host: HostInfo) -> None:
                    "this host has no swap accounting (boot with "
                    "swapaccount=1 or use cgroup v2 with memory.swap.max); "
                    "leave limits.memory.swap unset or true")
+    if limits.has_disk:
+        _check_disk(limits, host)
     needs = (("cpuset", "limits.cpu", limits.cpu_count or limits.cpuset),
              ("cpu", "limits.cpu.allowance",
               limits.cpu_shares or limits.cpu_quota_us),
@@ -342,3 +396,17 @@ def check_feasible(limits: Limits, host: HostInfo) -> None:
         if value and host.cgroups.version(controller) is None:
             raise _bad(key, value, f"this host has no {controller} cgroup "
                                    f"controller to enforce it")
+
+
+def _check_disk(limits: Limits, host: HostInfo) -> None:
+    key = ("limits.disk.read" if limits.disk_read_bps or limits.disk_read_iops
+           else "limits.disk.write")
+    value = ",".join(str(v) for v in (
+        limits.disk_read_bps, limits.disk_read_iops, limits.disk_write_bps,
+        limits.disk_write_iops) if v is not None)
+    if host.cgroups.version("blkio") is None:
+        raise _bad(key, value, "this host has no blkio (cgroup v1) or io "
+                               "(cgroup v2) controller to enforce it")
+    if host.disk_device is None:
+        raise _bad(key, value, host.disk_problem or "the disk holding the "
+                               "containers directory is unknown")

@@ -21,6 +21,9 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 MIN_MTU = 68       # IPv4's minimum
 MAX_MTU = 65535
+MIN_RATE = 8000             # bits/s: 1 kB/s, below that tc rounds to 0
+MAX_RATE = 10**12           # 1 Tbit/s
+MAX_BURST = 2**31           # bytes; tc keeps buffers in 32-bit ticks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,15 @@ class Nic:
     """A bridge for the host end to join; None leaves it unattached."""
     hwaddr: str | None = None
     mtu: int | None = None
+    ingress: int | None = None
+    """Bits per second the container may receive; None = unlimited."""
+    egress: int | None = None
+    """Bits per second the container may send; None = unlimited."""
+    ingress_burst: int | None = None
+    """Bytes above ``ingress`` let through at once; None = a default
+    (see ``containers.traffic``)."""
+    egress_burst: int | None = None
+    """Bytes above ``egress`` let through at once; None = a default."""
 
     def validate(self) -> Nic:
         for field in ("name", "host_name"):
@@ -55,7 +67,31 @@ class Nic:
             raise errors.InvalidNic(
                 nic=self.name,
                 reason=f"MTU {self.mtu!r} is outside {MIN_MTU}-{MAX_MTU}")
+        for field, lo, hi, unit in (
+                ("ingress", MIN_RATE, MAX_RATE, "bits/s"),
+                ("egress", MIN_RATE, MAX_RATE, "bits/s"),
+                ("ingress_burst", 1, MAX_BURST, "bytes"),
+                ("egress_burst", 1, MAX_BURST, "bytes")):
+            value = getattr(self, field)
+            if value is not None and (
+                    not isinstance(value, int) or isinstance(value, bool)
+                    or not lo <= value <= hi):
+                raise errors.InvalidNic(
+                    nic=self.name, reason=f"{field} {value!r} must be a "
+                                          f"whole number of {unit} from "
+                                          f"{lo} to {hi}")
+        for field in ("ingress", "egress"):
+            if getattr(self, f"{field}_burst") is not None and (
+                    getattr(self, field) is None):
+                raise errors.InvalidNic(
+                    nic=self.name, reason=f"{field}_burst needs {field} "
+                                          f"(a burst above no rate)")
         return self
+
+    @property
+    def limited(self) -> bool:
+        """Whether the nic has a traffic limit to apply at start."""
+        return self.ingress is not None or self.egress is not None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Nic:

@@ -25,7 +25,7 @@ from nova_lxd.engine import (
     nics,
 )
 from nova_lxd.engine.config import EngineConfig
-from nova_lxd.engine.containers import init_system, records
+from nova_lxd.engine.containers import init_system, records, traffic
 from nova_lxd.engine.containers.files import RootfsFile, write_files
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.host import HostInfo
@@ -108,6 +108,7 @@ class ContainerManager:
             names.validate_hostname(hostname)
         metadata = names.validate_metadata(metadata or {})
         nic_list = nics.validate_all(nic_specs)
+        traffic.check_supported(nic_list)
         files = [f.validate() for f in files]
         parsed = limits.parse_limits(limit_keys or {})
         limits.check_feasible(parsed, self.host)

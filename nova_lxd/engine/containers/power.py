@@ -8,12 +8,15 @@ and check that the transition makes sense first.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from oslo_log import log as logging
 
 from nova_lxd.engine import errors, liblxc
+from nova_lxd.engine.containers import traffic
 from nova_lxd.engine.containers.records import ContainerPaths
+from nova_lxd.engine.nics import Nic
 
 LOG = logging.getLogger(__name__)
 
@@ -28,12 +31,24 @@ def _refuse(action: str, name: str, status: str) -> errors.InvalidState:
 
 
 def start(name: str, ct: Any, paths: ContainerPaths, *, lxc_start: str,
-          lxcpath: Any) -> None:
+          lxcpath: Any, nics: Sequence[Nic] = ()) -> None:
+    """Start, then limit the traffic of ``nics`` on their new host
+    veths; a container whose limits do not take is stopped again
+    (TrafficLimitFailed), never left running unlimited."""
     status = liblxc.state(ct)
     if status != liblxc.STOPPED:
         raise _refuse("start", name, status)
     liblxc.start(name, lxcpath, lxc_start=lxc_start,
                  log_file=paths.lxc_log)
+    try:
+        traffic.apply(name, nics)
+    except errors.TrafficLimitFailed as exc:
+        LOG.error("%s", exc)
+        try:
+            _kill(name, ct, clean=False)
+        except errors.EngineError as kill_exc:
+            LOG.error("Could not stop container %s: %s", name, kill_exc)
+        raise
     LOG.info("Started container %s (init pid %s)", name, ct.init_pid)
 
 

@@ -100,6 +100,23 @@ def _memory(limits: Limits, layout: CgroupLayout, host: HostInfo) -> Config:
             ("lxc.cgroup2.memory.swap.max", swap)]
 
 
+def _disk(limits: Limits, layout: CgroupLayout, host: HostInfo) -> Config:
+    """blkio throttle files (v1), one per direction and unit, or one
+    ``io.max`` line (v2), on the disk of the containers directory."""
+    if not limits.has_disk:
+        return []
+    dev = host.disk_device  # check_feasible refused a None first
+    values = (("read_bps", "rbps", limits.disk_read_bps),
+              ("write_bps", "wbps", limits.disk_write_bps),
+              ("read_iops", "riops", limits.disk_read_iops),
+              ("write_iops", "wiops", limits.disk_write_iops))
+    if _prefix(layout, "blkio") == "lxc.cgroup.":
+        return [(f"lxc.cgroup.blkio.throttle.{name}_device", f"{dev} {n}")
+                for name, _, n in values if n is not None]
+    io_max = " ".join(f"{key}={n}" for _, key, n in values if n is not None)
+    return [("lxc.cgroup2.io.max", f"{dev} {io_max}")]
+
+
 def render_limits(limits: Limits, layout: CgroupLayout,
                   host: HostInfo) -> Config:
     """liblxc config items enforcing ``limits`` on this host.
@@ -116,4 +133,4 @@ def render_limits(limits: Limits, layout: CgroupLayout,
     if limits.processes is not None:
         out.append((_prefix(layout, "pids") + "pids.max",
                     str(limits.processes)))
-    return out
+    return out + _disk(limits, layout, host)

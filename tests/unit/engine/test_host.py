@@ -26,6 +26,7 @@ cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
 cgroup /sys/fs/cgroup/devices cgroup rw,relatime,devices 0 0
 cgroup /sys/fs/cgroup/freezer cgroup rw,relatime,freezer 0 0
 cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0
+cgroup /sys/fs/cgroup/blkio cgroup rw,relatime,blkio 0 0
 cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0
 """
 HYBRID_MOUNTS = V1_MOUNTS + (
@@ -52,6 +53,7 @@ def fake_tree(root: Path, mounts: str, *, cgroups=PROC_CGROUPS,
                                   f"MemFree:        1024 kB\n")
     _write(root, "/sys/devices/system/cpu/online", cpus + "\n")
     _write(root, "/proc/self/cgroup", "0::/user.slice/session-1.scope\n")
+    _write(root, "/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device", "")
     if memsw:
         _write(root, "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
                "9223372036854771712\n")
@@ -144,7 +146,7 @@ def test_no_cgroups_at_all_is_a_host_error(tmp_path):
 def test_unknown_controller_is_a_programming_error(tmp_path):
     layout = host.cgroup_layout(fake_tree(tmp_path, V1_MOUNTS))
     with pytest.raises(ValueError):
-        layout.version("blkio")
+        layout.version("net_cls")
 
 
 # -- other facts ---------------------------------------------------------
@@ -183,6 +185,88 @@ def test_probe_host_on_a_fake_tree(tmp_path):
     assert info.cpu_count == 8 and info.online_cpus == tuple(range(8))
     assert info.memory_bytes == 1024**3
     assert info.apparmor and info.swap_accounting and info.idmapped_mounts
+    assert info.cgroups.blkio == "v1"
+    assert info.disk_device is None  # no /sys/dev/block in the fake tree
+    assert "not a block device" in info.disk_problem
+
+
+# -- the disk under the containers directory -----------------------------
+
+def _sys_block(root: Path, whole: str, dev: str, part: str | None = None,
+               part_dev: str | None = None) -> None:
+    """/sys/devices/.../block/<whole>[/<part>] and /sys/dev/block links,
+    as the kernel lays them out."""
+    disk = root / "sys/devices/virtual/block" / whole
+    disk.mkdir(parents=True)
+    (disk / "dev").write_text(dev + "\n")
+    links = root / "sys/dev/block"
+    links.mkdir(parents=True, exist_ok=True)
+    (links / dev).symlink_to(f"../../devices/virtual/block/{whole}")
+    if part:
+        (disk / part).mkdir()
+        (disk / part / "dev").write_text(part_dev + "\n")
+        (disk / part / "partition").write_text("1\n")
+        (links / part_dev).symlink_to(
+            f"../../devices/virtual/block/{whole}/{part}")
+
+
+def _disk(tmp_path, mounts, **tree):
+    root = fake_tree(tmp_path / "root", mounts, **tree)
+    layout = host.cgroup_layout(root)
+    return root, layout
+
+
+def test_partition_resolves_to_its_disk(tmp_path):
+    root, layout = _disk(tmp_path, V1_MOUNTS)
+    _sys_block(root, "sda", "8:0", "sda1", "8:1")
+    assert host.disk_device(Path("/srv"), layout, root,
+                            st_dev=os.makedev(8, 1)) == ("8:0", None)
+
+
+@pytest.mark.parametrize("whole, dev", [
+    ("vda", "254:0"), ("dm-0", "253:0"), ("loop3", "7:3")])
+def test_whole_devices_are_themselves(tmp_path, whole, dev):
+    root, layout = _disk(tmp_path, V1_MOUNTS)
+    _sys_block(root, whole, dev)
+    major, minor = map(int, dev.split(":"))
+    assert host.disk_device(Path("/srv"), layout, root,
+                            st_dev=os.makedev(major, minor)) == (dev, None)
+
+
+def test_anonymous_device_says_why(tmp_path):
+    mounts = V1_MOUNTS + "/dev/sdb /srv btrfs rw 0 0\n"
+    root, layout = _disk(tmp_path, mounts)
+    dev, why = host.disk_device(Path("/srv/containers"), layout, root,
+                                st_dev=os.makedev(0, 52))
+    assert dev is None
+    assert "btrfs" in why and "0:52" in why
+
+
+def test_no_blkio_controller_says_why(tmp_path):
+    mounts = V1_MOUNTS.replace(
+        "cgroup /sys/fs/cgroup/blkio cgroup rw,relatime,blkio 0 0\n", "")
+    root, layout = _disk(tmp_path, mounts)
+    assert layout.blkio is None
+    dev, why = host.disk_device(Path("/srv"), layout, root,
+                                st_dev=os.makedev(8, 0))
+    assert dev is None and "no blkio" in why
+
+
+def test_no_throttling_in_the_kernel_says_why(tmp_path):
+    root, layout = _disk(tmp_path, V1_MOUNTS)
+    (root / "sys/fs/cgroup/blkio/blkio.throttle.read_bps_device").unlink()
+    _sys_block(root, "sda", "8:0")
+    dev, why = host.disk_device(Path("/srv"), layout, root,
+                                st_dev=os.makedev(8, 0))
+    assert dev is None and "CONFIG_BLK_DEV_THROTTLING" in why
+
+
+def test_io_controller_on_v2_serves_blkio(tmp_path):
+    root = fake_tree(tmp_path, V2_MOUNTS, cgroups=None, memsw=False,
+                     unified_controllers="cpu io memory\n")
+    layout = host.cgroup_layout(root)
+    assert layout.blkio == "v2"
+    assert layout.mountpoint("blkio") == "/sys/fs/cgroup"
 
 
 # -- this machine (Debian 12, kernel 6.18, hybrid cgroups, root) -----------
@@ -200,6 +284,15 @@ def test_real_layout_is_hybrid_with_memory_on_v1():
     assert layout.mode == "hybrid"
     assert layout.memory == "v1"
     assert host.memory_bytes() > 0 and host.cpu_count() >= 1
+
+
+@on_this_machine
+def test_real_disk_of_var_tmp():
+    dev, why = host.disk_device(Path("/var/tmp"), host.cgroup_layout())
+    if dev is None:
+        pytest.skip(f"/var/tmp cannot be throttled here: {why}")
+    assert Path(f"/sys/dev/block/{dev}").exists()
+    assert not Path(f"/sys/dev/block/{dev}/partition").exists()
 
 
 @pytest.fixture

@@ -260,3 +260,53 @@ def test_missing_controller():
     infeasible({"limits.processes": "10"}, "limits.processes",
                "no pids cgroup controller", layout=no_pids)
     feasible({"limits.memory": "1GiB"}, layout=no_pids)
+
+
+# -- limits.disk.read / limits.disk.write --------------------------------
+
+@pytest.mark.parametrize("value, bps, iops", [
+    ("10MB", 10 * 10**6, None), ("20MiB", 20 * MiB, None),
+    ("100iops", None, 100), ("10MB,100iops", 10**6 * 10, 100),
+    (" 50 IOPS , 1GB ", 10**9, 50), (4096, 4096, None), ("512", 512, None)])
+def test_disk_rates(value, bps, iops):
+    limits = parse_limits({"limits.disk.read": value,
+                           "limits.disk.write": value})
+    assert (limits.disk_read_bps, limits.disk_read_iops) == (bps, iops)
+    assert (limits.disk_write_bps, limits.disk_write_iops) == (bps, iops)
+    assert limits.has_disk
+
+
+def test_no_disk_limit_by_default():
+    assert not parse_limits({"limits.memory": "1GiB"}).has_disk
+    assert not parse_limits({"limits.disk.read": ""}).has_disk
+
+
+@pytest.mark.parametrize("value, words", [
+    ("fast", ("10MB", "100iops")), ("0", ("above 0",)),
+    ("0iops", ("between 1",)), (f"{2**32}iops", ("between 1",)),
+    ("10MB,20MB", ("at most one",)), ("1iops,2iops", ("at most one",)),
+    ("10MB,", ("10MB",)), ("-5iops", ("10MB",)), (True, ("string",))])
+def test_bad_disk_rates(value, words):
+    bad({"limits.disk.write": value}, "limits.disk.write", *words)
+
+
+def _disk_host(layout=HYBRID, device="254:0", problem=None):
+    return HostInfo(cgroups=layout, online_cpus=(0, 1),
+                    memory_bytes=8 * GiB, swap_accounting=True,
+                    apparmor=False, idmapped_mounts=True,
+                    disk_device=device, disk_problem=problem)
+
+
+def test_disk_limits_need_a_disk_and_a_controller():
+    limits = parse_limits({"limits.disk.read": "10MB"})
+    blkio = CgroupLayout(mode="v1", blkio="v1")
+    check_feasible(limits, _disk_host(blkio))
+    with pytest.raises(InvalidLimits, match="no blkio"):
+        check_feasible(limits, _disk_host(HYBRID))
+    with pytest.raises(InvalidLimits, match="tmpfs, no block device"):
+        check_feasible(limits, _disk_host(
+            blkio, device=None, problem="tmpfs, no block device"))
+    with pytest.raises(InvalidLimits, match="limits.disk.write"):
+        check_feasible(parse_limits({"limits.disk.write": "9iops"}),
+                       _disk_host(blkio, device=None))
+    check_feasible(parse_limits({}), _disk_host(HYBRID, device=None))

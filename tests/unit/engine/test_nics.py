@@ -52,3 +52,34 @@ def test_hostnames(hostname):
 def test_bad_hostnames(hostname):
     with pytest.raises(errors.InvalidConfig):
         names.validate_hostname(hostname)
+
+
+def test_rate_limits_validate():
+    nic = Nic("eth0", "tap0", ingress=10**6, egress=8000,
+              ingress_burst=4096).validate()
+    assert nic.limited
+    assert not Nic("eth0", "tap0").limited
+    # Not liblxc keys: tc applies them at start.
+    assert nics.render([nic]) == nics.render([Nic("eth0", "tap0")])
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"ingress": 0}, "ingress 0"), ({"egress": 7999}, "egress"),
+    ({"ingress": "1mbit"}, "whole number"), ({"egress": True}, "egress"),
+    ({"ingress": 10**13}, "ingress"),
+    ({"ingress": 10**6, "ingress_burst": 0}, "ingress_burst"),
+    ({"egress_burst": 1000}, "needs egress")])
+def test_bad_rate_limits(fields, words):
+    with pytest.raises(errors.InvalidNic, match=words):
+        Nic("eth0", "tap0", **fields).validate()
+
+
+def test_old_records_without_limits_load():
+    from nova_lxd.engine.containers.records import ContainerRecord
+    record = ContainerRecord.from_dict({
+        "name": "c", "image": "f", "nics": [{"name": "eth0",
+                                             "host_name": "tap0"}]})
+    assert record.nics[0].ingress is None
+    again = ContainerRecord.from_dict(
+        record.replace(nics=(Nic("eth0", "t", egress=9000),)).to_dict())
+    assert again.nics[0].egress == 9000

@@ -131,3 +131,43 @@ def test_infeasible_limits_are_refused_before_rendering():
     no_pids = CgroupLayout(mode="v1", cpu="v1", memory="v1")
     with pytest.raises(InvalidLimits, match="no pids cgroup controller"):
         render({"limits.processes": "10"}, no_pids)
+
+
+DISK = {"limits.disk.read": "10MB,100iops", "limits.disk.write": "20MiB"}
+
+
+def disk_host(layout, device="254:0"):
+    return HostInfo(cgroups=layout, online_cpus=(0, 1), memory_bytes=GiB,
+                    swap_accounting=True, apparmor=False,
+                    idmapped_mounts=True, disk_device=device)
+
+
+def test_v1_disk_throttles():
+    assert render_limits(parse_limits(DISK), V1, disk_host(V1)) == [
+        ("lxc.cgroup.blkio.throttle.read_bps_device", "254:0 10000000"),
+        ("lxc.cgroup.blkio.throttle.write_bps_device",
+         f"254:0 {20 * MiB}"),
+        ("lxc.cgroup.blkio.throttle.read_iops_device", "254:0 100"),
+    ]
+    assert render_limits(parse_limits({"limits.disk.write": "7iops"}),
+                         HYBRID, disk_host(HYBRID, "8:0")) == [
+        ("lxc.cgroup.blkio.throttle.write_iops_device", "8:0 7")]
+
+
+def test_v2_disk_is_one_io_max_line():
+    assert render_limits(parse_limits(DISK), V2, disk_host(V2)) == [
+        ("lxc.cgroup2.io.max",
+         f"254:0 rbps=10000000 wbps={20 * MiB} riops=100")]
+    mixed = CgroupLayout(mode="hybrid", **{
+        **dict.fromkeys(CONTROLLERS, "v1"), "blkio": "v2"})
+    assert render_limits(parse_limits({"limits.disk.read": "5iops"}),
+                         mixed, disk_host(mixed, "253:1")) == [
+        ("lxc.cgroup2.io.max", "253:1 riops=5")]
+
+
+def test_disk_limits_without_a_disk_are_refused():
+    with pytest.raises(InvalidLimits, match="unknown"):
+        render_limits(parse_limits(DISK), V1, disk_host(V1, None))
+    no_blkio = CgroupLayout(mode="v1", cpu="v1", memory="v1")
+    with pytest.raises(InvalidLimits, match="no blkio"):
+        render_limits(parse_limits(DISK), no_blkio, disk_host(no_blkio))
