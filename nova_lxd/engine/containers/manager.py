@@ -227,6 +227,11 @@ class ContainerManager:
                                  apparmor=self.host.apparmor,
                                  seccomp_profile_path=paths.seccomp_profile)
         pairs += render_limits(parsed, self.host.cgroups, self.host)
+        hook = traffic.hook_script(record.nics)
+        if hook is not None:
+            fsutil.write_atomic(paths.traffic_hook, hook.encode(),
+                                mode=0o755)
+            pairs.append(("lxc.hook.start-host", str(paths.traffic_hook)))
         fsutil.write_atomic(paths.lxc_config,
                             render_config.to_text(pairs).encode(),
                             mode=0o644)

@@ -55,6 +55,10 @@ class ContainerPaths:
     def seccomp_profile(self) -> Path:
         return self.directory / "seccomp.profile"
 
+    @property
+    def traffic_hook(self) -> Path:
+        return self.directory / "traffic-hook.sh"
+
 
 @dataclasses.dataclass(frozen=True)
 class ContainerRecord:

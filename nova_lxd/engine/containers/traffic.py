@@ -12,12 +12,16 @@ not queued).
 liblxc makes a new veth pair at every start and deletes it at stop, so
 the limits are applied after each start (``apply``), from the nics in
 the container's record. A container that reboots itself from inside
-gets new veths from liblxc without passing here (see doc/engine.rst).
+gets new veths from liblxc without passing through the engine: for
+that, the same commands also run as its ``lxc.hook.start-host`` script
+(``hook_script``), which liblxc runs on the host at every boot once the
+veths exist.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import threading
@@ -84,6 +88,23 @@ def commands(nic: Nic, tc: str = TC) -> list[tuple[list[str], bool]]:
     if nic.egress is not None:
         out += [(argv, True) for argv in _egress(nic, tc)]
     return out
+
+
+def hook_script(nics: Iterable[Nic], tc: str | None = None) -> str | None:
+    """A ``/bin/sh`` script applying the limits of ``nics`` (None when
+    none is limited), for ``lxc.hook.start-host``: its failure fails the
+    boot, so a container never runs without its limits."""
+    tc = tc or shutil.which(TC) or TC  # liblxc's PATH may lack sbin
+    lines = ["#!/bin/sh",
+             "# Network limits (nova_lxd.engine.containers.traffic)",
+             "set -e"]
+    for nic in nics:
+        for argv, must in commands(nic, tc):
+            line = " ".join(shlex.quote(a) for a in argv)
+            lines.append(line if must else f"{line} 2>/dev/null || true")
+    if len(lines) == 3:
+        return None
+    return "\n".join(lines) + "\n"
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess:

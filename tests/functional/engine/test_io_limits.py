@@ -138,6 +138,20 @@ def test_ingress_limit_on_the_host_veth_after_each_start(engine, image,
     assert root_tbf(tap)["rate"] * 8 == 20 * MBIT
 
 
+def test_ingress_limit_survives_a_reboot_from_inside(engine, image,
+                                                    bridge):
+    nic = _nic(bridge, ingress=10 * MBIT)
+    engine.launch("reboots", "busybox", nics=[nic])
+    pid = engine.state("reboots").pid
+    engine.execute("reboots", ["reboot"])
+    deadline = time.monotonic() + 30
+    while engine.state("reboots").pid in (None, pid):
+        assert time.monotonic() < deadline, "no reboot"
+        time.sleep(0.2)
+    # liblxc made a new veth and ran the start-host hook, not the engine.
+    assert root_tbf(nic["host_name"])["rate"] * 8 == 10 * MBIT
+
+
 def test_egress_limit_is_policed_or_refused(engine, image, bridge):
     nic = _nic(bridge, egress=5 * MBIT)
     problem = traffic.egress_problem()

@@ -78,3 +78,18 @@ def test_check_supported_refuses_egress_without_police(monkeypatch):
     traffic.check_supported([Nic("eth0", "tap0")])
     with pytest.raises(errors.InvalidNic, match="iproute2"):
         traffic.check_supported([Nic("eth0", "tap0", ingress=10**6)])
+
+
+def test_hook_script_for_reboots_from_inside():
+    assert traffic.hook_script([Nic("eth0", "tap0")]) is None
+    script = traffic.hook_script(
+        [Nic("eth0", "tap0", ingress=10**6), Nic("eth1", "tap1")],
+        tc="/usr/sbin/tc")
+    assert script.splitlines() == [
+        "#!/bin/sh",
+        "# Network limits (nova_lxd.engine.containers.traffic)",
+        "set -e",
+        "/usr/sbin/tc qdisc del dev tap0 root 2>/dev/null || true",
+        "/usr/sbin/tc qdisc del dev tap0 ingress 2>/dev/null || true",
+        "/usr/sbin/tc qdisc replace dev tap0 root tbf rate 1000000bit "
+        "burst 65536 latency 50ms"]
