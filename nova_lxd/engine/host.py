@@ -187,6 +187,19 @@ def _own_cgroup2(root: Path) -> str:
     return "/"
 
 
+def _v2_child_file(base: Path, root: Path, name: str) -> bool:
+    """Whether a cgroup below the v2 root has file ``name`` (the root
+    cgroup lacks the limit files), looking at our own cgroup first."""
+    own = base / _own_cgroup2(root).lstrip("/")
+    if (own / name).exists():
+        return True
+    try:
+        return any((child / name).exists()
+                   for child in base.iterdir() if child.is_dir())
+    except OSError:
+        return False
+
+
 def swap_accounting(layout: CgroupLayout, root: Path = ROOT) -> bool:
     """Whether swap can be limited: memsw files on v1, memory.swap.max
     on v2 (absent from the v2 root cgroup, so look in a child)."""
@@ -196,14 +209,7 @@ def swap_accounting(layout: CgroupLayout, root: Path = ROOT) -> bool:
     base = _at(root, mount)
     if layout.memory == "v1":
         return (base / "memory.memsw.limit_in_bytes").exists()
-    own = base / _own_cgroup2(root).lstrip("/")
-    if (own / "memory.swap.max").exists():
-        return True
-    try:
-        return any((child / "memory.swap.max").exists()
-                   for child in base.iterdir() if child.is_dir())
-    except OSError:
-        return False
+    return _v2_child_file(base, root, "memory.swap.max")
 
 
 # open_tree and mount_setattr share one number on every architecture
@@ -357,12 +363,12 @@ def disk_device(path: Path, layout: CgroupLayout, root: Path = ROOT,
     if layout.blkio is None:
         return None, ("this host has no blkio (cgroup v1) or io (cgroup "
                       "v2) controller")
-    if layout.blkio == "v1":
-        mount = layout.mountpoint("blkio") or "/"
-        if not (_at(root, mount) / "blkio.throttle.read_bps_device"
-                ).exists():
-            return None, ("the kernel has no block IO throttling "
-                          "(CONFIG_BLK_DEV_THROTTLING)")
+    base = _at(root, layout.mountpoint("blkio") or "/")
+    if not ((base / "blkio.throttle.read_bps_device").exists()
+            if layout.blkio == "v1"
+            else _v2_child_file(base, root, "io.max")):
+        return None, ("the kernel has no block IO throttling "
+                      "(CONFIG_BLK_DEV_THROTTLING)")
     try:
         dev = os.stat(path).st_dev if st_dev is None else st_dev
     except OSError as exc:

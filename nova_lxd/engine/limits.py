@@ -399,11 +399,13 @@ def check_feasible(limits: Limits, host: HostInfo) -> None:
 
 
 def _check_disk(limits: Limits, host: HostInfo) -> None:
-    key = ("limits.disk.read" if limits.disk_read_bps or limits.disk_read_iops
-           else "limits.disk.write")
-    value = ",".join(str(v) for v in (
-        limits.disk_read_bps, limits.disk_read_iops, limits.disk_write_bps,
-        limits.disk_write_iops) if v is not None)
+    reads = (limits.disk_read_bps, limits.disk_read_iops)
+    writes = (limits.disk_write_bps, limits.disk_write_iops)
+    direction, (bps, iops) = (("read", reads) if any(reads)
+                              else ("write", writes))
+    key = f"limits.disk.{direction}"
+    value = ",".join(([str(bps)] if bps else [])
+                     + ([f"{iops}iops"] if iops else []))
     if host.cgroups.version("blkio") is None:
         raise _bad(key, value, "this host has no blkio (cgroup v1) or io "
                                "(cgroup v2) controller to enforce it")

@@ -267,6 +267,13 @@ def test_io_controller_on_v2_serves_blkio(tmp_path):
     layout = host.cgroup_layout(root)
     assert layout.blkio == "v2"
     assert layout.mountpoint("blkio") == "/sys/fs/cgroup"
+    _sys_block(root, "nvme0n1", "259:0")
+    dev = os.makedev(259, 0)
+    dev_, why = host.disk_device(Path("/srv"), layout, root, st_dev=dev)
+    assert dev_ is None and "CONFIG_BLK_DEV_THROTTLING" in why
+    _write(root, "/sys/fs/cgroup/system.slice/io.max", "")
+    assert host.disk_device(Path("/srv"), layout, root, st_dev=dev) == (
+        "259:0", None)
 
 
 # -- this machine (Debian 12, kernel 6.18, hybrid cgroups, root) -----------

@@ -306,7 +306,8 @@ def test_disk_limits_need_a_disk_and_a_controller():
     with pytest.raises(InvalidLimits, match="tmpfs, no block device"):
         check_feasible(limits, _disk_host(
             blkio, device=None, problem="tmpfs, no block device"))
-    with pytest.raises(InvalidLimits, match="limits.disk.write"):
-        check_feasible(parse_limits({"limits.disk.write": "9iops"}),
+    with pytest.raises(InvalidLimits,
+                       match="limits.disk.write='1000,9iops'"):
+        check_feasible(parse_limits({"limits.disk.write": "1kB,9iops"}),
                        _disk_host(blkio, device=None))
     check_feasible(parse_limits({}), _disk_host(HYBRID, device=None))
