@@ -7,38 +7,38 @@ false) pass only where the operator allows them.
 
 Extra specs understood (values are strings, as nova stores them):
 
-=============================  ============================================
-``quota:cpu_quota`` +          hard cpu quota per period, microseconds (as
-``quota:cpu_period``           the libvirt driver reads them)
-``quota:cpu_shares``           relative cpu weight, libvirt's default 1024:
-                               ``limits.cpu.allowance`` ``shares/1024`` as
-                               a percentage (``512`` -> ``50%``); refused
-                               beside ``quota:cpu_quota`` (one key)
-``quota:disk_read_bytes_sec``  ``limits.disk.read`` bytes/s
-``quota:disk_read_iops_sec``   ``limits.disk.read`` ``<n>iops``
-``quota:disk_write_bytes_sec`` ``limits.disk.write`` bytes/s
-``quota:disk_write_iops_sec``  ``limits.disk.write`` ``<n>iops``
-``quota:disk_total_*``         refused: the kernel throttles read and write
-                               separately, never their sum
-``quota:vif_inbound_average``  KiB/s the instance may receive:
-                               ``ContainerSpec.nic_ingress`` (bits/s)
-``quota:vif_inbound_burst``    KiB: ``nic_ingress_burst`` (bytes)
-``quota:vif_outbound_average`` KiB/s the instance may send:
-                               ``ContainerSpec.nic_egress`` (bits/s)
-``quota:vif_outbound_burst``   KiB: ``nic_egress_burst`` (bytes)
-``quota:vif_*_peak``           refused: a token bucket has no peak rate
-``lxc:cpu_allowance``          ``limits.cpu.allowance`` (``50%``,
-                               ``25ms/100ms``)
-``lxc:cpu_priority``           ``limits.cpu.priority`` (0-10)
-``lxc:processes``              ``limits.processes``
-``lxc:memory_swap``            ``limits.memory.swap``
-                               (``true``/``false``/size)
-``lxc:privileged``             run without an id map (operator must allow)
-``lxc:nesting``                allow containers inside (operator must
-                               allow)
-``lxc:isolated_idmap``         ``false`` shares one id range (operator
-                               must allow)
-=============================  ============================================
+==============================  ============================================
+``quota:cpu_quota`` +           hard cpu quota per period, microseconds (as
+``quota:cpu_period``            the libvirt driver reads them)
+``quota:cpu_shares``            relative cpu weight, libvirt's default 1024:
+                                ``limits.cpu.allowance`` ``shares/1024`` as
+                                a percentage (``512`` -> ``50%``); refused
+                                beside ``quota:cpu_quota`` (both set it)
+``quota:disk_read_bytes_sec``   ``limits.disk.read`` bytes/s
+``quota:disk_read_iops_sec``    ``limits.disk.read`` ``<n>iops``
+``quota:disk_write_bytes_sec``  ``limits.disk.write`` bytes/s
+``quota:disk_write_iops_sec``   ``limits.disk.write`` ``<n>iops``
+``quota:disk_total_*``          refused: the kernel throttles read and write
+                                separately, never their sum
+``quota:vif_inbound_average``   KiB/s the instance may receive:
+                                ``ContainerSpec.nic_ingress`` (bits/s)
+``quota:vif_inbound_burst``     KiB: ``nic_ingress_burst`` (bytes)
+``quota:vif_outbound_average``  KiB/s the instance may send:
+                                ``ContainerSpec.nic_egress`` (bits/s)
+``quota:vif_outbound_burst``    KiB: ``nic_egress_burst`` (bytes)
+``quota:vif_*_peak``            refused: a token bucket has no peak rate
+``lxc:cpu_allowance``           ``limits.cpu.allowance`` (``50%``,
+                                ``25ms/100ms``)
+``lxc:cpu_priority``            ``limits.cpu.priority`` (0-10)
+``lxc:processes``               ``limits.processes``
+``lxc:memory_swap``             ``limits.memory.swap``
+                                (``true``/``false``/size)
+``lxc:privileged``              run without an id map (operator must allow)
+``lxc:nesting``                 allow containers inside (operator must
+                                allow)
+``lxc:isolated_idmap``          ``false`` shares one id range (operator
+                                must allow)
+==============================  ============================================
 
 Zero, as in libvirt, leaves a disk or vif value unlimited. The nic
 limits are not engine limit keys: the driver puts them on every ``Nic``
