@@ -168,6 +168,12 @@ class Engine:
     def list(self) -> list[ContainerRecord]:
         return self.containers.list()
 
+    def status(self, name: str) -> str:
+        """liblxc's state alone (RUNNING, STOPPED, FROZEN...): no cgroup
+        or interface reads, for callers that poll often."""
+        self.containers.get(name)
+        return liblxc.state(self.containers.open(name))
+
     def state(self, name: str) -> ContainerState:
         self.containers.get(name)
         return read_state(name, self.containers.open(name))

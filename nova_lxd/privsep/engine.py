@@ -104,6 +104,11 @@ def state(name: str) -> dict[str, Any]:
 
 
 @engine_context.entrypoint
+def status(name: str) -> str:
+    return _engine().status(name)
+
+
+@engine_context.entrypoint
 def record(name: str) -> dict[str, Any]:
     return plain(_engine().get(name))
 

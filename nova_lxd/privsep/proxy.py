@@ -85,6 +85,9 @@ class PrivilegedEngine:
     def list(self) -> list[ContainerRecord]:
         return [ContainerRecord.from_dict(r) for r in priv.records()]
 
+    def status(self, name: str) -> str:
+        return priv.status(name)
+
     def state(self, name: str) -> ContainerState:
         return ContainerState(**priv.state(name))
 

@@ -15,6 +15,7 @@ Nova imports drivers as ``nova.virt.<compute_driver>``; see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -32,6 +33,7 @@ from oslo_log import log as logging
 
 from nova_lxd import conf as lxd_conf
 from nova_lxd.engine import errors, liblxc
+from nova_lxd.engine.nics import Nic
 from nova_lxd.privsep.proxy import PrivilegedEngine
 from nova_lxd.virt import (
     diagnostics,
@@ -82,6 +84,14 @@ def _instance_errors(instance: Any) -> Iterator[None]:
         raise exception.InstanceNotFound(instance_id=instance.uuid) from None
     except errors.EngineError as exc:
         raise exception.InternalError(str(exc)) from exc
+
+
+def _with_rates(nic: Nic, spec: flavor.ContainerSpec) -> Nic:
+    """The flavor's ``quota:vif_*`` rates on every port."""
+    return dataclasses.replace(
+        nic, ingress=spec.nic_ingress, egress=spec.nic_egress,
+        ingress_burst=spec.nic_ingress_burst,
+        egress_burst=spec.nic_egress_burst)
 
 
 class LXCDriver(driver.ComputeDriver):
@@ -226,9 +236,9 @@ class LXCDriver(driver.ComputeDriver):
                  ) -> hardware.InstanceInfo:
         name = container_name(instance)
         with _instance_errors(instance):
-            state = self.engine.state(name)
+            status = self.engine.status(name)
         return hardware.InstanceInfo(
-            state=_POWER_STATES.get(state.status, power_state.NOSTATE),
+            state=_POWER_STATES.get(status, power_state.NOSTATE),
             internal_id=name)
 
     # -- lifecycle ---------------------------------------------------------
@@ -251,7 +261,8 @@ class LXCDriver(driver.ComputeDriver):
             with self.virtapi.wait_for_instance_event(
                     instance, events, timeout=CONF.vif_plugging_timeout,
                     error_callback=self._neutron_failed_callback):
-                nics = vifs.plug(instance, network_info)
+                nics = [_with_rates(nic, spec)
+                        for nic in vifs.plug(instance, network_info)]
                 self._create(name, instance, image.fingerprint, spec, nics,
                              files, start=power_on)
         except exception.InstanceEventTimeout:
@@ -360,7 +371,7 @@ class LXCDriver(driver.ComputeDriver):
         guests that ignore ACPI). Already off is fine."""
         name = container_name(instance)
         with _instance_errors(instance):
-            if self.engine.state(name).status == liblxc.STOPPED:
+            if self.engine.status(name) == liblxc.STOPPED:
                 return
             self.engine.stop(name, timeout=timeout, force=timeout <= 0)
 
@@ -369,7 +380,7 @@ class LXCDriver(driver.ComputeDriver):
                  share_info: Any = None) -> None:
         name = container_name(instance)
         with _instance_errors(instance):
-            status = self.engine.state(name).status
+            status = self.engine.status(name)
             if status in (liblxc.FROZEN, liblxc.FREEZING):
                 self.engine.unfreeze(name)
             elif status == liblxc.STOPPED:

@@ -12,7 +12,7 @@ from nova.compute import power_state
 
 from nova_lxd.engine import errors
 from nova_lxd.engine.containers.records import ContainerRecord
-from nova_lxd.engine.containers.state import ContainerState
+from nova_lxd.engine.nics import Nic
 from nova_lxd.virt import _nova_alias, driver
 
 UUID = "c0ffee00-0000-4000-8000-0000000000aa"
@@ -57,12 +57,12 @@ def test_container_name(name, expected):
     ("STARTING", power_state.NOSTATE),
 ])
 def test_get_info_maps_states(drv, status, expected):
-    drv.engine.state.return_value = ContainerState(name="x", status=status)
+    drv.engine.status.return_value = status
     assert drv.get_info(instance()).state == expected
 
 
 def test_get_info_unknown_raises_instance_not_found(drv):
-    drv.engine.state.side_effect = errors.ContainerNotFound(name="x")
+    drv.engine.status.side_effect = errors.ContainerNotFound(name="x")
     with pytest.raises(exception.InstanceNotFound):
         drv.get_info(instance())
 
@@ -183,7 +183,7 @@ def test_alias_loads_like_nova_does():
 
 
 def _status(drv, status):
-    drv.engine.state.return_value = ContainerState(name="x", status=status)
+    drv.engine.status.return_value = status
 
 
 def test_power_off_hard_and_clean(drv):
@@ -239,3 +239,16 @@ def test_manage_image_cache_prunes(drv):
     drv.manage_image_cache(None, [])
     drv.engine.prune_images.assert_called_once_with()
     assert drv.capabilities["has_imagecache"]
+
+
+def test_spawn_puts_the_flavor_rates_on_every_port(drv):
+    inst = instance(extra_specs={"quota:vif_inbound_average": "1000",
+                                 "quota:vif_inbound_burst": "64"})
+    plugged = [Nic("eth0", "tap1"), Nic("eth1", "tap2")]
+    with mock.patch.object(driver.glance, "ensure_image"), \
+            mock.patch.object(driver.vifs, "plug", return_value=plugged):
+        drv.spawn("ctx", inst, "meta", [], None, {}, network_info=[VIF])
+    nics = drv.engine.launch.call_args.kwargs["nics"]
+    assert [n.host_name for n in nics] == ["tap1", "tap2"]
+    assert {(n.ingress, n.ingress_burst, n.egress) for n in nics} == {
+        (1000 * 1024 * 8, 64 * 1024, None)}
