@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 from nova_lxd.engine import errors
+from nova_lxd.engine.limits import parse_cpuset
 from nova_lxd.testing import disks
 from nova_lxd.testing.busybox import (
     build_busybox_rootfs,
 )
+from tests.functional.engine.helpers import cgroup_file
 from tests.functional.virt import base
 
 
@@ -34,6 +36,15 @@ class BootTest(base.LXCIntegratedTestBase):
         self.assertEqual({"limits.cpu": str(flavor["vcpus"]),
                           "limits.memory": f"{flavor['ram']}MiB"},
                          observer.get(name).limits)
+        # ...and in the container's cgroups, read on the host.
+        pid = observer.state(name).pid
+        try:
+            memory = cgroup_file(pid, "memory", "memory.limit_in_bytes")
+        except FileNotFoundError:
+            memory = cgroup_file(pid, "memory", "memory.max")
+        self.assertEqual(flavor["ram"] * 1024 ** 2, int(memory))
+        cpus = parse_cpuset(cgroup_file(pid, "cpuset", "cpuset.cpus"))
+        self.assertEqual(flavor["vcpus"], len(cpus))
         # The hostname is nova's (from the server's name), not the
         # container's name.
         hostname = server["OS-EXT-SRV-ATTR:hostname"]

@@ -153,6 +153,14 @@ class NetworkTest(base.LXCIntegratedTestBase):
             "ping", "-c", "3", "-W", "5",
             PORT_2["fixed_ips"][0]["ip_address"]])
         self.assertEqual(0, ping.exit_code, ping.stdout + ping.stderr)
+        # The ping shows in the port's counters through the API.
+        self.api.microversion = "2.48"
+        diags = self.api.get_server_diagnostics(servers[0]["id"])
+        self.assertEqual(1, diags["num_nics"])
+        nic = diags["nic_details"][0]
+        self.assertEqual(PORT_1["mac_address"], nic["mac_address"])
+        self.assertGreaterEqual(nic["tx_packets"], 3)
+        self.assertGreaterEqual(nic["rx_packets"], 3)
         for server in servers:
             self._delete_server(server)
         self.assertEqual([], self.switch.ports("br-int"))

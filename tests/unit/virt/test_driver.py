@@ -252,3 +252,13 @@ def test_spawn_puts_the_flavor_rates_on_every_port(drv):
     assert [n.host_name for n in nics] == ["tap1", "tap2"]
     assert {(n.ingress, n.ingress_burst, n.egress) for n in nics} == {
         (1000 * 1024 * 8, 64 * 1024, None)}
+
+
+def test_host_ip_and_uptime(drv):
+    driver.CONF.set_override("my_ip", "192.0.2.7")
+    try:
+        assert drv.get_host_ip_addr() == "192.0.2.7"
+    finally:
+        driver.CONF.clear_override("my_ip")
+    # The real command: nova shows its output as it is.
+    assert "load average" in drv.get_host_uptime()
