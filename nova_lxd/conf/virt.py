@@ -21,6 +21,26 @@ kept in check only by seccomp, dropped capabilities and AppArmor where the
 kernel has it). Leave off unless every user of such flavors is trusted
 with the host.
 """),
+    cfg.BoolOpt(
+        "allow_nesting_flavors",
+        default=False,
+        help="""
+Let flavors with ``lxc:nesting=true`` boot containers that can run
+containers of their own (proc and sys mounted unmasked under /dev/.lxc for
+the nested liblxc; AppArmor profile stacking where the kernel has
+AppArmor). The container stays unprivileged, but its tenant gets more of
+the kernel's surface. Nested unprivileged containers need ids of their
+own: raise ``idmap_size`` for such hosts.
+"""),
+    cfg.BoolOpt(
+        "allow_shared_idmap_flavors",
+        default=False,
+        help="""
+Let flavors with ``lxc:isolated_idmap=false`` boot containers that share
+one id range (as LXD's ``security.idmap.isolated=false``): root in one of
+them is the same host uid as root in the others, so a process escaping
+one owns the files of all of them. Isolated ranges are the default.
+"""),
     cfg.StrOpt(
         "image_download_dir",
         help="""

@@ -143,14 +143,15 @@ class Engine:
                privileged: bool = False, hostname: str | None = None,
                metadata: dict[str, str] | None = None,
                nics: Iterable[Nic | dict[str, Any]] = (),
-               files: Iterable[RootfsFile] = ()) -> ContainerRecord:
+               files: Iterable[RootfsFile] = (), nesting: bool = False,
+               isolated_idmap: bool = True) -> ContainerRecord:
         """A stopped container from ``image``: LXD-style ``limits`` keys,
         veth ``nics``, ``files`` written into its rootfs, and the
         caller's ``metadata`` kept in its record."""
         return self.containers.create(
             name, image, limit_keys=limits, privileged=privileged,
             hostname=hostname, metadata=metadata, nic_specs=nics,
-            files=files)
+            files=files, nesting=nesting, isolated_idmap=isolated_idmap)
 
     def launch(self, name: str, image: str, **kwargs: Any) -> ContainerState:
         """Create and start; a start failure deletes the new container."""

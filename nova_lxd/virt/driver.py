@@ -301,8 +301,10 @@ class LXCDriver(driver.ComputeDriver):
         create = self.engine.launch if start else self.engine.create
         try:
             create(name, fingerprint, limits=spec.limits,
-                   privileged=spec.privileged, hostname=instance.hostname
-                   or None, metadata={UUID_KEY: instance.uuid}, nics=nics,
+                   privileged=spec.privileged, nesting=spec.nesting,
+                   isolated_idmap=spec.isolated_idmap,
+                   hostname=instance.hostname or None,
+                   metadata={UUID_KEY: instance.uuid}, nics=nics,
                    files=files)
         except errors.EngineError as exc:
             raise exception.InstanceDeployFailure(
@@ -328,12 +330,13 @@ class LXCDriver(driver.ComputeDriver):
 
     def _container_spec(self, instance: Any) -> flavor.ContainerSpec:
         """The flavor's limits and switches, checked before any download.
-        Privileged containers only where the operator allows them
-        (``[lxc] allow_privileged_flavors``); nesting and shared id maps
-        are refused until the engine does them."""
+        Switches that weaken isolation only where the operator allows
+        them (``[lxc] allow_*_flavors``)."""
         try:
             policy = flavor.Policy(
-                allow_privileged=CONF.lxc.allow_privileged_flavors)
+                allow_privileged=CONF.lxc.allow_privileged_flavors,
+                allow_nesting=CONF.lxc.allow_nesting_flavors,
+                allow_shared_idmap=CONF.lxc.allow_shared_idmap_flavors)
             return flavor.translate(instance.flavor, policy)
         except flavor.UnsupportedFlavor as exc:
             # InvalidInput aborts the build: another host would refuse the

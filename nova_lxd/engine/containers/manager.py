@@ -100,9 +100,12 @@ class ContainerManager:
                privileged: bool = False, hostname: str | None = None,
                metadata: dict[str, str] | None = None,
                nic_specs: Iterable[Nic | dict[str, Any]] = (),
-               files: Iterable[RootfsFile] = ()) -> ContainerRecord:
+               files: Iterable[RootfsFile] = (), nesting: bool = False,
+               isolated_idmap: bool = True) -> ContainerRecord:
         """Create a stopped container from an image; all or nothing.
-        ``files`` are written into the new rootfs (seeds for cloud-init)."""
+        ``files`` are written into the new rootfs (seeds for cloud-init).
+        ``nesting`` lets it run containers of its own; ``isolated_idmap``
+        False puts it in the one id range shared by such containers."""
         names.validate_container_name(name)
         if hostname is not None:
             names.validate_hostname(hostname)
@@ -124,9 +127,10 @@ class ContainerManager:
                 if paths.directory.exists():
                     raise errors.ContainerExists(name=name)
             record = self._reserve(name, image.fingerprint, privileged,
-                                   dict(limit_keys or {}), revert)
+                                   dict(limit_keys or {}), revert,
+                                   shared=not isolated_idmap)
             record = record.replace(hostname=hostname, metadata=metadata,
-                                    nics=nic_list)
+                                    nics=nic_list, nesting=nesting)
             # Pruning may have removed the image before our record said
             # it is in use; from here on it cannot.
             self.images.get(image.fingerprint)
@@ -156,13 +160,20 @@ class ContainerManager:
         return record
 
     def _reserve(self, name: str, fingerprint: str, privileged: bool,
-                 limit_keys: dict[str, Any],
-                 revert: Reverter) -> ContainerRecord:
+                 limit_keys: dict[str, Any], revert: Reverter, *,
+                 shared: bool = False) -> ContainerRecord:
         """Allocate the id map and write the ``creating`` record, under the
-        id-map lock so that two creates never pick the same range."""
+        id-map lock so that two creates never pick the same range. A
+        shared map is the one other shared containers use, else a new
+        range that isolated containers then avoid like any other."""
         paths = self.records.paths(name)
         with self.records_lock():
-            mapping = None if privileged else self._allocate_idmap()
+            mapping = None
+            if not privileged and shared:
+                mapping = next((r.idmap for r in self.records.all()
+                                if r.shared_idmap and r.idmap), None)
+            if not privileged and mapping is None:
+                mapping = self._allocate_idmap()
             fsutil.make_dirs(paths.directory, mode=0o711)
             revert.add(lambda: fsutil.remove_tree(paths.directory))
             record = ContainerRecord(
@@ -170,7 +181,7 @@ class ContainerManager:
                 idmap=mapping,
                 idmapped_mount=(not privileged
                                 and self._use_idmapped_mounts()),
-                limits=limit_keys)
+                limits=limit_keys, shared_idmap=shared and not privileged)
             self.records.save(record)
         return record
 
@@ -221,9 +232,11 @@ class ContainerManager:
             console_log_size=self.config.console_log_size,
             log_level=self.config.log_level,
             devices_cgroup=self.host.cgroups.devices,
-            hostname=record.hostname, nics=record.nics)
+            hostname=record.hostname, nics=record.nics,
+            nesting=record.nesting)
         pairs = render_config.render_base(spec)
         pairs += render_security(privileged=record.privileged,
+                                 nesting=record.nesting,
                                  apparmor=self.host.apparmor,
                                  seccomp_profile_path=paths.seccomp_profile)
         pairs += render_limits(parsed, self.host.cgroups, self.host)

@@ -77,6 +77,10 @@ class ContainerRecord:
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     """The caller's own keys (Nova: the instance uuid), kept as given."""
     nics: tuple[Nic, ...] = ()
+    nesting: bool = False
+    """May run containers of its own (``/dev/.lxc/{proc,sys}`` mounted)."""
+    shared_idmap: bool = False
+    """Shares its id range with the other shared containers."""
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:

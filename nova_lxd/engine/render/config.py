@@ -43,6 +43,7 @@ class ConfigSpec:
     """'v1', 'v2' or None: where the devices controller lives."""
     hostname: str | None = None
     nics: tuple[Nic, ...] = ()
+    nesting: bool = False
 
 
 def render_base(spec: ConfigSpec) -> Pairs:
@@ -68,6 +69,13 @@ def render_base(spec: ConfigSpec) -> Pairs:
         ("lxc.log.file", str(spec.lxc_log)),
         ("lxc.log.level", spec.log_level),
     ]
+    if spec.nesting:
+        # What a nested liblxc mounts from: proc and sys without the
+        # container's own masking (as LXD's security.nesting does).
+        pairs += [("lxc.mount.entry",
+                   "proc dev/.lxc/proc proc create=dir,optional 0 0"),
+                  ("lxc.mount.entry",
+                   "sys dev/.lxc/sys sysfs create=dir,optional 0 0")]
     pairs += render_devices(spec.devices_cgroup)
     return pairs
 

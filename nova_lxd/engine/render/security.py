@@ -17,7 +17,8 @@ Config = list[tuple[str, str]]
 
 
 def render_security(*, privileged: bool, apparmor: bool,
-                    seccomp_profile_path: Path) -> Config:
+                    seccomp_profile_path: Path,
+                    nesting: bool = False) -> Config:
     """The seccomp, capability and AppArmor keys for one container.
 
     ``seccomp_profile_path`` must hold the policy (see
@@ -30,5 +31,6 @@ def render_security(*, privileged: bool, apparmor: bool,
                            f"absolute path on one line.")
     out: Config = [("lxc.seccomp.profile", path),
                    ("lxc.cap.drop", capabilities.cap_drop())]
-    out += aa.apparmor_config(apparmor, privileged=privileged)
+    out += aa.apparmor_config(apparmor, privileged=privileged,
+                              nesting=nesting)
     return out

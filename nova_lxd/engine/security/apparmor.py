@@ -47,11 +47,12 @@ def reset_warnings() -> None:
         _warned.clear()
 
 
-def apparmor_config(enabled: bool, *,
-                    privileged: bool = False) -> list[tuple[str, str]]:
-    """liblxc AppArmor keys; nothing (and a warning) without AppArmor."""
+def apparmor_config(enabled: bool, *, privileged: bool = False,
+                    nesting: bool = False) -> list[tuple[str, str]]:
+    """liblxc AppArmor keys; nothing (and a warning) without AppArmor.
+    ``nesting`` lets liblxc stack the nested containers' profiles."""
     if enabled:
         return [("lxc.apparmor.profile", PROFILE),
-                ("lxc.apparmor.allow_nesting", "0")]
+                ("lxc.apparmor.allow_nesting", "1" if nesting else "0")]
     warn_unavailable(privileged=privileged)
     return []

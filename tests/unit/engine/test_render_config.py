@@ -55,3 +55,17 @@ def test_to_text_refuses_injection():
     assert text.splitlines()[-1] == "lxc.uts.name = c1"
     with pytest.raises(errors.InvalidInput):
         config.to_text([("lxc.uts.name", "c1\nlxc.cap.drop =")])
+
+
+def test_nesting_mounts_unmasked_proc_and_sys():
+    entries = [v for k, v in config.render_base(spec(nesting=True))
+               if k == "lxc.mount.entry"]
+    assert entries == ["proc dev/.lxc/proc proc create=dir,optional 0 0",
+                       "sys dev/.lxc/sys sysfs create=dir,optional 0 0"]
+    assert not [k for k, _ in config.render_base(spec())
+                if k == "lxc.mount.entry"]
+
+
+def test_hostname_is_the_uts_name():
+    pairs = dict(config.render_base(spec(hostname="web-1.example")))
+    assert pairs["lxc.uts.name"] == "web-1.example"

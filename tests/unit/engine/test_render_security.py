@@ -69,6 +69,12 @@ def test_with_apparmor(privileged, caplog):
     assert _warnings(caplog) == []
 
 
+def test_nesting_lets_apparmor_stack_profiles():
+    pairs = dict(render_security(privileged=False, apparmor=True,
+                                 seccomp_profile_path=PROFILE, nesting=True))
+    assert pairs["lxc.apparmor.allow_nesting"] == "1"
+
+
 def test_without_apparmor_warns_once_per_process(caplog):
     caplog.set_level(logging.WARNING)
     for _ in range(3):

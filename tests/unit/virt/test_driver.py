@@ -102,7 +102,8 @@ def test_spawn_launches_imported_image(drv):
     drv.engine.launch.assert_called_once_with(
         inst.name, image.fingerprint,
         limits={"limits.cpu": "2", "limits.memory": "512MiB"},
-        privileged=False, hostname="web-1",
+        privileged=False, nesting=False, isolated_idmap=True,
+        hostname="web-1",
         metadata={driver.UUID_KEY: inst.uuid}, nics=[], files=["seed"])
 
 
@@ -262,3 +263,21 @@ def test_host_ip_and_uptime(drv):
         driver.CONF.clear_override("my_ip")
     # The real command: nova shows its output as it is.
     assert "load average" in drv.get_host_uptime()
+
+
+@pytest.mark.parametrize("spec,option", [
+    ("lxc:nesting", "allow_nesting_flavors"),
+    ("lxc:privileged", "allow_privileged_flavors"),
+])
+def test_isolation_switches_follow_the_operator(drv, spec, option):
+    inst = instance(extra_specs={spec: "true"})
+    with mock.patch.object(driver.glance, "ensure_image"):
+        with pytest.raises(exception.InvalidInput, match=spec):
+            drv.spawn("ctx", inst, "meta", [], None, {})
+        driver.CONF.set_override(option, True, group="lxc")
+        try:
+            drv.spawn("ctx", inst, "meta", [], None, {})
+        finally:
+            driver.CONF.clear_override(option, group="lxc")
+    kwargs = drv.engine.launch.call_args.kwargs
+    assert kwargs[spec.split(":")[1]] is True
