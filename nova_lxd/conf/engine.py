@@ -186,6 +186,38 @@ small process and not a fork of the engine's own.
 Level of liblxc's own log of each container (``lxc.log.level``). Raise
 it to DEBUG or TRACE to find out why a container does not start.
 """),
+    cfg.StrOpt(
+        "storage_driver",
+        default="dir",
+        choices=[
+            ("dir", "directories on the root's file system: works "
+                    "everywhere; snapshots are copies; root disk sizes "
+                    "are not enforced"),
+            ("btrfs", "copy-on-write subvolumes: containers and snapshots "
+                      "are instant, root disk sizes are enforced with "
+                      "qgroups"),
+        ],
+        help="""
+How container root file systems are stored. Changing it does not move
+existing containers.
+"""),
+    cfg.StrOpt(
+        "storage_source",
+        default="",
+        help="""
+For ``btrfs``: a block device (formatted if blank, refused if it holds
+another file system), a directory on a mounted btrfs file system, or
+empty: a sparse file under ``root/disks`` that the engine formats and
+loop-mounts under ``root/storage`` (again after a reboot).
+"""),
+    cfg.IntOpt(
+        "storage_size",
+        default=20 * GiB,
+        min=256 * MiB,
+        help="""
+Size in bytes of the sparse file of a loop-backed ``btrfs`` pool; space is
+taken as containers fill it. Only read when the file is created.
+"""),
 ]
 
 
@@ -220,4 +252,7 @@ def engine_config(conf: cfg.ConfigOpts) -> EngineConfig:
         qemu_img_memory=group.qemu_img_memory,
         lxc_start=group.lxc_start,
         log_level=group.log_level,
+        storage_driver=group.storage_driver,
+        storage_source=group.storage_source,
+        storage_size=group.storage_size,
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 from oslo_log import log as logging
 
-from nova_lxd.engine import errors, fsutil, host, liblxc
+from nova_lxd.engine import errors, fsutil, host, liblxc, storage
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers import console, execute, power
 from nova_lxd.engine.containers.files import RootfsFile, write_files
@@ -47,8 +47,11 @@ class Engine:
             max_bytes=self.config.max_unpacked_size,
             max_members=self.config.max_image_members)
         self.importer = ImageImporter(self.images, self.config)
+        self.pool = storage.open_pool(self.config)
+        # Mounts a loop-backed pool again after a reboot.
+        self.pool.ensure_ready()
         self.containers = ContainerManager(self.config, self.images,
-                                           self.host)
+                                           self.host, self.pool)
         if recover:
             # Loop devices of conversions killed mid-way (the kernel
             # normally detaches them with the dead mount namespace).
@@ -110,7 +113,10 @@ class Engine:
             return []
         with self.containers.records_lock():  # no create slips between
             in_use = {r.image for r in self.containers.records.all()}
-            return housekeeping.evict(self.images, limit, in_use=in_use)
+            removed = housekeeping.evict(self.images, limit, in_use=in_use)
+            for image in removed:
+                self.pool.delete_image(image.fingerprint)
+            return removed
 
     def find_image(self, origin: dict[str, Any]) -> Image | None:
         """The newest image imported from ``origin`` (all keys match)."""
@@ -129,6 +135,7 @@ class Engine:
             raise errors.ImageInUse(fingerprint=image.fingerprint[:12],
                                     users=", ".join(users))
         self.images.delete(image.fingerprint)
+        self.pool.delete_image(image.fingerprint)
 
     def add_image_alias(self, alias: str, ref: str) -> None:
         self.images.add_alias(alias, ref)
@@ -144,14 +151,17 @@ class Engine:
                metadata: dict[str, str] | None = None,
                nics: Iterable[Nic | dict[str, Any]] = (),
                files: Iterable[RootfsFile] = (), nesting: bool = False,
-               isolated_idmap: bool = True) -> ContainerRecord:
+               isolated_idmap: bool = True,
+               root_disk: int | None = None) -> ContainerRecord:
         """A stopped container from ``image``: LXD-style ``limits`` keys,
         veth ``nics``, ``files`` written into its rootfs, and the
-        caller's ``metadata`` kept in its record."""
+        caller's ``metadata`` kept in its record; ``root_disk`` bytes,
+        enforced where the storage pool can."""
         return self.containers.create(
             name, image, limit_keys=limits, privileged=privileged,
             hostname=hostname, metadata=metadata, nic_specs=nics,
-            files=files, nesting=nesting, isolated_idmap=isolated_idmap)
+            files=files, nesting=nesting, isolated_idmap=isolated_idmap,
+            root_disk=root_disk)
 
     def launch(self, name: str, image: str, **kwargs: Any) -> ContainerState:
         """Create and start; a start failure deletes the new container."""
@@ -230,7 +240,7 @@ class Engine:
     def push_files(self, name: str, files: Iterable[RootfsFile]) -> None:
         """Write files into a container's rootfs (running or not)."""
         with self.containers.locked(name) as record:
-            write_files(record, self.containers.records.paths(name).rootfs,
+            write_files(record, self.containers.rootfs(name),
                         [f.validate() for f in files])
 
     def console_log(self, name: str, max_bytes: int = 1024 * 1024) -> str:

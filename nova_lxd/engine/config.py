@@ -65,6 +65,16 @@ class EngineConfig:
     log_level: str = "WARN"
     """liblxc's per-container log level."""
 
+    storage_driver: str = "dir"
+    """``dir`` (any file system, no quotas) or ``btrfs`` (CoW, quotas)."""
+
+    storage_source: str = ""
+    """btrfs: a block device, a directory on btrfs, or empty for a sparse
+    file under the root that the engine formats and loop-mounts."""
+
+    storage_size: int = 20 * GiB
+    """Size of that sparse file (allocated as it fills)."""
+
     @property
     def images_dir(self) -> Path:
         return self.root / "images"
@@ -72,6 +82,16 @@ class EngineConfig:
     @property
     def containers_dir(self) -> Path:
         return self.root / "containers"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Where a btrfs pool is mounted."""
+        return self.root / "storage" / "default"
+
+    @property
+    def disks_dir(self) -> Path:
+        """Sparse files backing loop-mounted pools."""
+        return self.root / "disks"
 
     @property
     def locks_dir(self) -> Path:

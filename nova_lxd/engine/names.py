@@ -60,3 +60,16 @@ def validate_metadata(metadata: object) -> dict[str, str]:
                 key=key, reason="values are strings of 4096 characters "
                                 "at most")
     return dict(metadata)
+
+
+_SNAPSHOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def validate_snapshot_name(name: object) -> str:
+    """Snapshot names are directory and subvolume names: 1-63 letters,
+    digits, '.', '_' and '-', not starting with a dot or a hyphen."""
+    if not isinstance(name, str) or not _SNAPSHOT.match(name):
+        raise errors.InvalidName(
+            f"Invalid snapshot name {name!r}: use 1-63 letters, digits, "
+            f"'.', '_' or '-', starting with a letter or a digit.")
+    return name

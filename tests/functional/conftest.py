@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -51,13 +52,27 @@ def engine_root() -> Path:
 
 
 def cleanup_root(root: Path) -> None:
-    """Kill and remove whatever a test left, even after a failure."""
+    """Kill and remove whatever a test left, even after a failure
+    (containers, then pools mounted under the root, then files)."""
     try:
         engine = Engine(EngineConfig(root=root), recover=True)
         for record in engine.list():
             engine.delete(record.name, force=True)
     finally:
+        unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def unmount_under(root: Path) -> None:
+    """Lazily unmount every mount at or below ``root``, deepest first
+    (loop devices mounted with -o loop are detached with them)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    prefix = str(root).rstrip("/") + "/"
+    for point in sorted((p for p in points if p.startswith(prefix)),
+                        key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False,
+                       capture_output=True)
 
 
 def make_config(root: Path, **overrides) -> EngineConfig:

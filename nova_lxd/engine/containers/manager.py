@@ -38,19 +38,24 @@ from nova_lxd.engine.render.limits import render_limits
 from nova_lxd.engine.render.security import render_security
 from nova_lxd.engine.revert import Reverter
 from nova_lxd.engine.security import seccomp
+from nova_lxd.engine.storage import StoragePool
 
 LOG = logging.getLogger(__name__)
 
 
 class ContainerManager:
     def __init__(self, config: EngineConfig, images: ImageStore,
-                 host: HostInfo) -> None:
+                 host: HostInfo, pool: StoragePool) -> None:
         self.config = config
         self.images = images
         self.host = host
+        self.pool = pool
         self.records = records.RecordStore(config.containers_dir)
         fsutil.make_dirs(config.containers_dir)
         fsutil.make_dirs(config.locks_dir, mode=0o700)
+
+    def rootfs(self, name: str) -> Path:
+        return self.pool.volume_path(name)
 
     # -- locking -----------------------------------------------------------
 
@@ -101,8 +106,11 @@ class ContainerManager:
                metadata: dict[str, str] | None = None,
                nic_specs: Iterable[Nic | dict[str, Any]] = (),
                files: Iterable[RootfsFile] = (), nesting: bool = False,
-               isolated_idmap: bool = True) -> ContainerRecord:
+               isolated_idmap: bool = True,
+               root_disk: int | None = None) -> ContainerRecord:
         """Create a stopped container from an image; all or nothing.
+        ``root_disk`` (bytes) is enforced where the pool can (the record
+        says whether it was).
         ``files`` are written into the new rootfs (seeds for cloud-init).
         ``nesting`` lets it run containers of its own; ``isolated_idmap``
         False puts it in the one id range shared by such containers."""
@@ -140,24 +148,42 @@ class ContainerManager:
                      if record.idmap and not record.idmapped_mount else 0)
             gshift = (record.idmap.gid_base
                       if record.idmap and not record.idmapped_mount else 0)
-            fsutil.make_dirs(paths.rootfs, mode=0o755)
-            extract_rootfs(self.images.tarball_path(image.fingerprint),
-                           paths.rootfs,
-                           max_bytes=self.config.max_unpacked_size,
-                           max_members=self.config.max_image_members,
-                           uid_shift=shift, gid_shift=gshift)
+            tarball = self.images.tarball_path(image.fingerprint)
+            revert.add(lambda: self.pool.delete_volume(name))
+            rootfs = self.pool.create_volume(
+                name, image.fingerprint,
+                lambda dest: extract_rootfs(
+                    tarball, dest, max_bytes=self.config.max_unpacked_size,
+                    max_members=self.config.max_image_members,
+                    uid_shift=shift, gid_shift=gshift),
+                shareable=shift == 0 and gshift == 0)
             self.images.touch(image.fingerprint)
-            self._write_hostname(paths.rootfs, hostname or name, shift,
-                                 gshift)
-            write_files(record, paths.rootfs, files)
+            record = self._apply_root_disk(record, root_disk)
+            self._write_hostname(rootfs, hostname or name, shift, gshift)
+            write_files(record, rootfs, files)
             record = record.replace(
-                halt_signal=init_system.halt_signal(paths.rootfs))
+                halt_signal=init_system.halt_signal(rootfs))
             self._write_lxc_config(record, parsed)
             record = record.replace(phase=records.READY)
             self.records.save(record)
             revert.success()
         LOG.info("Created container %s", name)
         return record
+
+    def _apply_root_disk(self, record: ContainerRecord,
+                         size: int | None) -> ContainerRecord:
+        if size is not None and (not isinstance(size, int) or size <= 0):
+            raise errors.InvalidConfig(key="root_disk",
+                                       reason="a size in bytes above 0")
+        enforced = False
+        if size is not None and self.pool.enforces_quota:
+            self.pool.set_quota(record.name, size)
+            enforced = True
+        elif size is not None:
+            LOG.info("Root disk size of %s not enforced: the %s pool "
+                     "has no quotas", record.name, self.pool.driver)
+        return record.replace(root_disk_bytes=size,
+                              root_disk_enforced=enforced)
 
     def _reserve(self, name: str, fingerprint: str, privileged: bool,
                  limit_keys: dict[str, Any], revert: Reverter, *,
@@ -225,7 +251,7 @@ class ContainerManager:
         fsutil.write_atomic(paths.seccomp_profile,
                             seccomp.profile_text().encode(), mode=0o644)
         spec = render_config.ConfigSpec(
-            name=record.name, rootfs=paths.rootfs,
+            name=record.name, rootfs=self.rootfs(record.name),
             console_log=paths.console_log, lxc_log=paths.lxc_log,
             idmap=record.idmap, idmapped_mount=record.idmapped_mount,
             halt_signal=record.halt_signal,
@@ -265,6 +291,7 @@ class ContainerManager:
                                               status=status.lower())
                 liblxc.kill(ct)
             self.records.save(record.replace(phase=records.DELETING))
+            self.pool.delete_volume(name)
             fsutil.remove_tree(self.records.paths(name).directory)
             lock.unlink_on_release = True
         LOG.info("Deleted container %s", name)
@@ -299,6 +326,7 @@ class ContainerManager:
                           "for an operator to inspect", name)
                 return False
             if record is not None and record.phase == records.READY:
+                self.pool.repair(name)
                 return False
             ct = self.open(name)
             if liblxc.state(ct) != liblxc.STOPPED:
@@ -306,6 +334,7 @@ class ContainerManager:
             LOG.warning("Removing %s container %s left by an interrupted "
                         "operation", record.phase if record else "partial",
                         name)
+            self.pool.delete_volume(name)
             fsutil.remove_tree(paths.directory)
             lock.unlink_on_release = held is None
             return True

@@ -81,6 +81,10 @@ class ContainerRecord:
     """May run containers of its own (``/dev/.lxc/{proc,sys}`` mounted)."""
     shared_idmap: bool = False
     """Shares its id range with the other shared containers."""
+    root_disk_bytes: int | None = None
+    """The root disk size asked for."""
+    root_disk_enforced: bool = False
+    """Whether the storage pool enforces it (btrfs: yes; dir: no)."""
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
