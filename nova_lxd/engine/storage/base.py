@@ -105,6 +105,16 @@ class StoragePool(abc.ABC):
     def list_snapshots(self, name: str) -> list[str]:
         """Names of the snapshots of ``name``, oldest first."""
 
+    def _new_snapshot_path(self, name: str, snapshot: str) -> Path:
+        """The path for a new snapshot, its parent made, or an error
+        when the name is taken."""
+        dest = self.snapshot_path(name, snapshot)
+        if dest.exists():
+            raise StorageError(pool=self.name, reason=(
+                f"snapshot {snapshot} of {name} exists"))
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return dest
+
     @abc.abstractmethod
     def delete_snapshot(self, name: str, snapshot: str) -> None:
         """Remove one snapshot; no error when it is gone."""
@@ -128,3 +138,12 @@ class StoragePool(abc.ABC):
     @abc.abstractmethod
     def repair(self, name: str) -> None:
         """Finish or undo what a crash interrupted for ``name``."""
+
+
+def entries_by_age(directory: Path) -> list[str]:
+    """Names in ``directory`` (hidden ones skipped), oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if not p.name.startswith(".")]
+    return [p.name for p in sorted(found,
+                                   key=lambda p: p.stat().st_mtime_ns)]

@@ -27,6 +27,7 @@ from nova_lxd.engine.storage.base import (
     StorageError,
     StoragePool,
     VolumeUsage,
+    entries_by_age,
 )
 
 _PARTIAL = ".partial-"
@@ -223,23 +224,12 @@ class BtrfsPool(StoragePool):
         return self.root / "snapshots" / name / snapshot
 
     def create_snapshot(self, name: str, snapshot: str) -> Path:
-        dest = self.snapshot_path(name, snapshot)
-        if dest.exists():
-            raise StorageError(pool=self.name,
-                               reason=f"snapshot {snapshot} of {name} "
-                                      f"exists")
-        fsutil.make_dirs(dest.parent, mode=0o700)
+        dest = self._new_snapshot_path(name, snapshot)
         self._snapshot(self.volume_path(name), dest, readonly=True)
         return dest
 
     def list_snapshots(self, name: str) -> list[str]:
-        directory = self.root / "snapshots" / name
-        if not directory.is_dir():
-            return []
-        found = [p for p in directory.iterdir()
-                 if not p.name.startswith(".")]
-        return [p.name for p in sorted(
-            found, key=lambda p: p.stat().st_mtime_ns)]
+        return entries_by_age(self.root / "snapshots" / name)
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
         self._delete_subvolume(self.snapshot_path(name, snapshot))

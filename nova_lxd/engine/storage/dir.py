@@ -15,7 +15,12 @@ from pathlib import Path
 
 from nova_lxd.engine import fsutil, names
 from nova_lxd.engine.storage import copy
-from nova_lxd.engine.storage.base import Populate, StorageError, StoragePool
+from nova_lxd.engine.storage.base import (
+    Populate,
+    StorageError,
+    StoragePool,
+    entries_by_age,
+)
 
 _OLD = ".rootfs-old"
 _RESTORED = ".rootfs-restored"
@@ -56,22 +61,11 @@ class DirPool(StoragePool):
         return self._snapshots_dir(name) / snapshot
 
     def create_snapshot(self, name: str, snapshot: str) -> Path:
-        dest = self.snapshot_path(name, snapshot)
-        if dest.exists():
-            raise StorageError(pool=self.name,
-                               reason=f"snapshot {snapshot} of {name} "
-                                      f"exists")
-        fsutil.make_dirs(dest.parent, mode=0o700)
+        dest = self._new_snapshot_path(name, snapshot)
         return copy.copy_tree(self.volume_path(name), dest, pool=self.name)
 
     def list_snapshots(self, name: str) -> list[str]:
-        directory = self._snapshots_dir(name)
-        if not directory.is_dir():
-            return []
-        found = [p for p in directory.iterdir()
-                 if not p.name.startswith(".")]
-        return [p.name for p in sorted(found, key=lambda p:
-                                       p.stat().st_mtime_ns)]
+        return entries_by_age(self._snapshots_dir(name))
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
         fsutil.remove_tree(self.snapshot_path(name, snapshot))
