@@ -173,6 +173,22 @@ class Engine:
             raise
         return self.state(name)
 
+    def update(self, name: str, *, limits: dict[str, Any] | None = None,
+               root_disk: int | None = None) -> ContainerRecord:
+        """New limits (live where the kernel allows) and/or root disk
+        size; ``None`` keeps the current value."""
+        return self.containers.update(name, limit_keys=limits,
+                                      root_disk=root_disk)
+
+    def rescue(self, name: str, image: str) -> ContainerRecord:
+        """The stopped container will boot ``image`` with its own rootfs
+        mounted at /mnt/rescue (start it yourself)."""
+        return self.containers.rescue(name, image)
+
+    def unrescue(self, name: str) -> ContainerRecord:
+        """The stopped, rescued container boots its own rootfs again."""
+        return self.containers.unrescue(name)
+
     def get(self, name: str) -> ContainerRecord:
         return self.containers.get(name)
 

@@ -26,6 +26,7 @@ from nova_lxd.engine import (
 )
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers import init_system, records, traffic
+from nova_lxd.engine.containers import update as live
 from nova_lxd.engine.containers.files import RootfsFile, write_files
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.host import HostInfo
@@ -250,8 +251,13 @@ class ContainerManager:
         paths = self.records.paths(record.name)
         fsutil.write_atomic(paths.seccomp_profile,
                             seccomp.profile_text().encode(), mode=0o644)
+        rootfs, binds = self.rootfs(record.name), ()
+        if record.rescue_image:
+            binds = ((rootfs, records.RESCUE_MOUNT),)
+            rootfs = self.pool.volume_path(
+                records.rescue_volume(record.name))
         spec = render_config.ConfigSpec(
-            name=record.name, rootfs=self.rootfs(record.name),
+            name=record.name, rootfs=rootfs, binds=binds,
             console_log=paths.console_log, lxc_log=paths.lxc_log,
             idmap=record.idmap, idmapped_mount=record.idmapped_mount,
             halt_signal=record.halt_signal,
@@ -275,6 +281,91 @@ class ContainerManager:
                             render_config.to_text(pairs).encode(),
                             mode=0o644)
 
+    # -- changes -----------------------------------------------------------
+
+    def update(self, name: str, *, limit_keys: dict[str, Any] | None = None,
+               root_disk: int | None = None) -> ContainerRecord:
+        """New limits (applied to the running container too, where the
+        kernel allows) and/or a new root disk size (btrfs refuses one
+        below what the rootfs uses)."""
+        with self.locked(name) as record:
+            keys = dict(record.limits if limit_keys is None else limit_keys)
+            parsed = limits.parse_limits(keys)
+            limits.check_feasible(parsed, self.host)
+            ct = self.open(name)
+            if liblxc.state(ct) != liblxc.STOPPED:
+                old = live.cgroup_items(render_limits(
+                    limits.parse_limits(record.limits), self.host.cgroups,
+                    self.host))
+                new = live.cgroup_items(render_limits(
+                    parsed, self.host.cgroups, self.host))
+                live.apply(ct, name,
+                             live.changes(old, new,
+                                            self.host.online_cpus),
+                             live.changes(new, old,
+                                            self.host.online_cpus))
+            if root_disk is not None:
+                record = self._apply_root_disk(record, root_disk)
+            record = record.replace(limits=keys)
+            self._write_lxc_config(record, parsed)
+            self.records.save(record)
+        LOG.info("Updated container %s", name)
+        return record
+
+    def rescue(self, name: str, image_ref: str) -> ContainerRecord:
+        """Make the stopped container boot ``image_ref`` with its own
+        rootfs at ``RESCUE_MOUNT``; its rootfs is not otherwise touched."""
+        image = self.images.get(image_ref)
+        with self.locked(name) as record:
+            self._require_stopped(name, "rescue")
+            volume = records.rescue_volume(name)
+            shift = (record.idmap.uid_base
+                     if record.idmap and not record.idmapped_mount else 0)
+            gshift = (record.idmap.gid_base
+                      if record.idmap and not record.idmapped_mount else 0)
+            tarball = self.images.tarball_path(image.fingerprint)
+            with Reverter() as revert:
+                revert.add(lambda: self.pool.delete_volume(volume))
+                rootfs = self.pool.create_volume(
+                    volume, image.fingerprint,
+                    lambda dest: extract_rootfs(
+                        tarball, dest,
+                        max_bytes=self.config.max_unpacked_size,
+                        max_members=self.config.max_image_members,
+                        uid_shift=shift, gid_shift=gshift),
+                    shareable=shift == 0 and gshift == 0)
+                self._write_hostname(rootfs, record.hostname or name,
+                                     shift, gshift)
+                record = record.replace(
+                    rescue_image=image.fingerprint,
+                    halt_signal=init_system.halt_signal(rootfs))
+                self._write_lxc_config(record,
+                                       limits.parse_limits(record.limits))
+                self.records.save(record)
+                revert.success()
+        LOG.info("Container %s rescued with image %s", name,
+                 image.fingerprint[:12])
+        return record
+
+    def unrescue(self, name: str) -> ContainerRecord:
+        """Back to its own rootfs; the rescue rootfs is deleted."""
+        with self.locked(name) as record:
+            self._require_stopped(name, "unrescue")
+            record = record.replace(
+                rescue_image=None,
+                halt_signal=init_system.halt_signal(self.rootfs(name)))
+            self._write_lxc_config(record,
+                                   limits.parse_limits(record.limits))
+            self.records.save(record)
+            self.pool.delete_volume(records.rescue_volume(name))
+        return record
+
+    def _require_stopped(self, name: str, action: str) -> None:
+        status = liblxc.state(self.open(name))
+        if status != liblxc.STOPPED:
+            raise errors.InvalidState(action=action, name=name,
+                                      status=status.lower())
+
     # -- delete ------------------------------------------------------------
 
     def delete(self, name: str, *, force: bool = False) -> None:
@@ -291,6 +382,7 @@ class ContainerManager:
                                               status=status.lower())
                 liblxc.kill(ct)
             self.records.save(record.replace(phase=records.DELETING))
+            self.pool.delete_volume(records.rescue_volume(name))
             self.pool.delete_volume(name)
             fsutil.remove_tree(self.records.paths(name).directory)
             lock.unlink_on_release = True
@@ -334,6 +426,7 @@ class ContainerManager:
             LOG.warning("Removing %s container %s left by an interrupted "
                         "operation", record.phase if record else "partial",
                         name)
+            self.pool.delete_volume(records.rescue_volume(name))
             self.pool.delete_volume(name)
             fsutil.remove_tree(paths.directory)
             lock.unlink_on_release = held is None

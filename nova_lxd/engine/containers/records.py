@@ -23,6 +23,13 @@ READY = "ready"
 DELETING = "deleting"
 
 RECORD_FILE = "record.json"
+RESCUE_MOUNT = "/mnt/rescue"
+
+
+def rescue_volume(name: str) -> str:
+    """The pool volume of a rescue rootfs: not a valid container name,
+    so never another container's."""
+    return f"{name}.rescue"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +92,9 @@ class ContainerRecord:
     """The root disk size asked for."""
     root_disk_enforced: bool = False
     """Whether the storage pool enforces it (btrfs: yes; dir: no)."""
+    rescue_image: str | None = None
+    """Set while rescued: it boots this image, its own rootfs mounted at
+    ``RESCUE_MOUNT``."""
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class ConfigSpec:
     hostname: str | None = None
     nics: tuple[Nic, ...] = ()
     nesting: bool = False
+    binds: tuple[tuple[Path, str], ...] = ()
+    """(host directory, path inside) bind mounts, read-write."""
 
 
 def render_base(spec: ConfigSpec) -> Pairs:
@@ -76,6 +78,18 @@ def render_base(spec: ConfigSpec) -> Pairs:
                    "proc dev/.lxc/proc proc create=dir,optional 0 0"),
                   ("lxc.mount.entry",
                    "sys dev/.lxc/sys sysfs create=dir,optional 0 0")]
+    for source, target in spec.binds:
+        if any(c.isspace() for c in f"{source}{target}"):
+            raise errors.InvalidInput(
+                f"Cannot bind {source} at {target}: mount entries cannot "
+                f"hold whitespace.")
+        # An idmapped container sees the tree with its own ids only
+        # through an idmapped bind mount, like its rootfs.
+        idmap = (",idmap=container" if spec.idmap is not None
+                 and spec.idmapped_mount else "")
+        pairs.append(("lxc.mount.entry",
+                      f"{source} {target.lstrip('/')} none "
+                      f"bind,create=dir{idmap} 0 0"))
     pairs += render_devices(spec.devices_cgroup)
     return pairs
 

@@ -69,3 +69,13 @@ def test_nesting_mounts_unmasked_proc_and_sys():
 def test_hostname_is_the_uts_name():
     pairs = dict(config.render_base(spec(hostname="web-1.example")))
     assert pairs["lxc.uts.name"] == "web-1.example"
+
+
+def test_binds_are_idmapped_like_the_rootfs():
+    entries = [v for k, v in config.render_base(spec(
+        binds=((Path("/var/lib/x/rootfs"), "/mnt/rescue"),)))
+        if k == "lxc.mount.entry"]
+    assert entries == ["/var/lib/x/rootfs mnt/rescue none "
+                       "bind,create=dir,idmap=container 0 0"]
+    with pytest.raises(errors.InvalidInput, match="whitespace"):
+        config.render_base(spec(binds=((Path("/a b"), "/mnt"),)))
