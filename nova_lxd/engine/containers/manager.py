@@ -145,19 +145,9 @@ class ContainerManager:
             self.images.get(image.fingerprint)
             LOG.info("Creating container %s from image %s", name,
                      image.fingerprint[:12])
-            shift = (record.idmap.uid_base
-                     if record.idmap and not record.idmapped_mount else 0)
-            gshift = (record.idmap.gid_base
-                      if record.idmap and not record.idmapped_mount else 0)
-            tarball = self.images.tarball_path(image.fingerprint)
+            shift, gshift = _shifts(record)
             revert.add(lambda: self.pool.delete_volume(name))
-            rootfs = self.pool.create_volume(
-                name, image.fingerprint,
-                lambda dest: extract_rootfs(
-                    tarball, dest, max_bytes=self.config.max_unpacked_size,
-                    max_members=self.config.max_image_members,
-                    uid_shift=shift, gid_shift=gshift),
-                shareable=shift == 0 and gshift == 0)
+            rootfs = self._unpack(name, image.fingerprint, record)
             self.images.touch(image.fingerprint)
             record = self._apply_root_disk(record, root_disk)
             self._write_hostname(rootfs, hostname or name, shift, gshift)
@@ -170,6 +160,20 @@ class ContainerManager:
             revert.success()
         LOG.info("Created container %s", name)
         return record
+
+    def _unpack(self, volume: str, fingerprint: str,
+                record: ContainerRecord) -> Path:
+        """A new pool volume holding the image, owners shifted into the
+        record's id map when it has no idmapped mount."""
+        shift, gshift = _shifts(record)
+        tarball = self.images.tarball_path(fingerprint)
+        return self.pool.create_volume(
+            volume, fingerprint,
+            lambda dest: extract_rootfs(
+                tarball, dest, max_bytes=self.config.max_unpacked_size,
+                max_members=self.config.max_image_members,
+                uid_shift=shift, gid_shift=gshift),
+            shareable=shift == 0 and gshift == 0)
 
     def _apply_root_disk(self, record: ContainerRecord,
                          size: int | None) -> ContainerRecord:
@@ -319,21 +323,10 @@ class ContainerManager:
         with self.locked(name) as record:
             self._require_stopped(name, "rescue")
             volume = records.rescue_volume(name)
-            shift = (record.idmap.uid_base
-                     if record.idmap and not record.idmapped_mount else 0)
-            gshift = (record.idmap.gid_base
-                      if record.idmap and not record.idmapped_mount else 0)
-            tarball = self.images.tarball_path(image.fingerprint)
+            shift, gshift = _shifts(record)
             with Reverter() as revert:
                 revert.add(lambda: self.pool.delete_volume(volume))
-                rootfs = self.pool.create_volume(
-                    volume, image.fingerprint,
-                    lambda dest: extract_rootfs(
-                        tarball, dest,
-                        max_bytes=self.config.max_unpacked_size,
-                        max_members=self.config.max_image_members,
-                        uid_shift=shift, gid_shift=gshift),
-                    shareable=shift == 0 and gshift == 0)
+                rootfs = self._unpack(volume, image.fingerprint, record)
                 self._write_hostname(rootfs, record.hostname or name,
                                      shift, gshift)
                 record = record.replace(
@@ -434,3 +427,11 @@ class ContainerManager:
         finally:
             if held is None:
                 lock.release(unlink=lock.unlink_on_release)
+
+
+def _shifts(record: ContainerRecord) -> tuple[int, int]:
+    """How far owners on disk are moved from the container's ids: the
+    id map's bases for a chown-shifted rootfs, else nothing."""
+    if record.idmap is None or record.idmapped_mount:
+        return 0, 0
+    return record.idmap.uid_base, record.idmap.gid_base
