@@ -22,10 +22,11 @@ from oslo_log import log as logging
 
 from nova_lxd.engine import errors, fsutil, host, liblxc, storage
 from nova_lxd.engine.config import EngineConfig
-from nova_lxd.engine.containers import console, execute, power
+from nova_lxd.engine.containers import console, criu, execute, power
 from nova_lxd.engine.containers.files import RootfsFile, write_files
 from nova_lxd.engine.containers.manager import ContainerManager
 from nova_lxd.engine.containers.records import ContainerRecord
+from nova_lxd.engine.containers.snapshots import SnapshotRecord, Snapshots
 from nova_lxd.engine.containers.state import ContainerState, read_state
 from nova_lxd.engine.images import housekeeping, loop
 from nova_lxd.engine.images.pipeline import ImageImporter
@@ -57,6 +58,7 @@ class Engine:
             # normally detaches them with the dead mount namespace).
             loop.detach_stale_loops(self.config.images_dir)
             cleaned = self.containers.recover()
+            cleaned += self.snapshots.recover_all()
             if cleaned:
                 LOG.warning("Recovered after interrupted operations: "
                             "removed %s", ", ".join(cleaned))
@@ -265,7 +267,54 @@ class Engine:
             self.containers.records.paths(name).console_log, max_bytes)
 
     def recover(self) -> list[str]:
-        return self.containers.recover()
+        return self.containers.recover() + self.snapshots.recover_all()
+
+    # -- snapshots ---------------------------------------------------------
+
+    @functools.cached_property
+    def snapshots(self) -> Snapshots:
+        return Snapshots(self.containers, self.images)
+
+    def snapshot_create(self, name: str, snapshot: str, *,
+                        stateful: bool = False) -> SnapshotRecord:
+        """Snapshot the rootfs (a running container is frozen around
+        it; ``frozen_seconds`` says how long); ``stateful`` also dumps
+        its processes with CRIU, where ``criu check`` passes."""
+        return self.snapshots.create(name, snapshot, stateful=stateful)
+
+    def snapshot_list(self, name: str) -> list[SnapshotRecord]:
+        return self.snapshots.list(name)
+
+    def snapshot_get(self, name: str, snapshot: str) -> SnapshotRecord:
+        return self.snapshots.get(name, snapshot)
+
+    def snapshot_restore(self, name: str, snapshot: str, *,
+                         timeout: float | None = None) -> None:
+        """A running container is shut down and started again."""
+        self.snapshots.restore(name, snapshot, timeout=timeout)
+
+    def snapshot_delete(self, name: str, snapshot: str) -> None:
+        self.snapshots.delete(name, snapshot)
+
+    def snapshot_export(self, name: str, snapshot: str, *,
+                        aliases: tuple[str, ...] = (),
+                        properties: dict[str, Any] | None = None) -> Image:
+        """The snapshot as an image (a rootfs tar.zst) in the store."""
+        return self.snapshots.export(name, snapshot, aliases=aliases,
+                                     properties=properties)
+
+    def copy(self, source: str, target: str, *,
+             snapshot: str | None = None, hostname: str | None = None,
+             metadata: dict[str, str] | None = None,
+             nics: Iterable[Nic | dict[str, Any]] = ()) -> ContainerRecord:
+        """A new stopped container from ``source`` or its ``snapshot``."""
+        return self.snapshots.copy(source, target, snapshot=snapshot,
+                                   hostname=hostname, metadata=metadata,
+                                   nic_specs=nics)
+
+    def stateful_snapshot_problem(self) -> str | None:
+        """Why stateful snapshots cannot work here (None: they can)."""
+        return criu.problem()
 
     def _timeout(self, timeout: float | None) -> float:
         return self.config.stop_timeout if timeout is None else timeout

@@ -143,3 +143,14 @@ class OperationFailed(EngineError):
 class CommandTimeout(EngineError):
     msg_fmt = ("Command %(command)s in container %(name)s did not finish "
                "in %(timeout)s s and was killed.")
+
+
+class SnapshotExists(Conflict):
+    msg_fmt = ("Container %(name)s already has a snapshot named "
+               "%(snapshot)s; pick another name or delete that one first.")
+
+
+class StatefulSnapshotUnsupported(HostError):
+    msg_fmt = ("Cannot take a stateful snapshot of %(name)s: %(reason)s. "
+               "Take a stateless snapshot (stateful=False) instead, or "
+               "install a CRIU whose 'criu check' passes on this kernel.")

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from nova_lxd.engine import fsutil
+from nova_lxd.engine.images.mount import set_death_signal
 from nova_lxd.engine.storage.base import StorageError
 
 PARTIAL = ".partial-"
@@ -29,7 +30,9 @@ def copy_tree(source: Path, dest: Path, *, pool: str) -> Path:
     result = subprocess.run(
         ["cp", "-a", "--reflink=auto", "--sparse=always", "--",
          f"{source}/.", str(partial)],
-        capture_output=True, text=True, check=False)
+        capture_output=True, text=True, check=False,
+        # Dies with us: recovery must not race a copy still running.
+        preexec_fn=set_death_signal)
     if result.returncode != 0:
         fsutil.remove_tree(partial)
         raise StorageError(pool=pool, reason=f"copying {source} failed: "
