@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,21 @@ class Engine:
         """The stopped, rescued container boots its own rootfs again."""
         return self.containers.unrescue(name)
 
+    def storage_marker_create(self) -> str:
+        """A token naming a new file in the engine's root: another host
+        that sees it shares this host's storage."""
+        directory = self.config.root / "markers"
+        fsutil.make_dirs(directory, mode=0o700)
+        token = uuid.uuid4().hex
+        (directory / token).touch(mode=0o600)
+        return token
+
+    def storage_marker_exists(self, token: str) -> bool:
+        return _marker(self.config.root, token).exists()
+
+    def storage_marker_remove(self, token: str) -> None:
+        _marker(self.config.root, token).unlink(missing_ok=True)
+
     def get(self, name: str) -> ContainerRecord:
         return self.containers.get(name)
 
@@ -318,3 +334,10 @@ class Engine:
 
     def _timeout(self, timeout: float | None) -> float:
         return self.config.stop_timeout if timeout is None else timeout
+
+
+def _marker(root: Path, token: str) -> Path:
+    if not (isinstance(token, str) and len(token) == 32
+            and all(c in "0123456789abcdef" for c in token)):
+        raise errors.InvalidInput(f"Invalid storage marker {token!r}.")
+    return root / "markers" / token

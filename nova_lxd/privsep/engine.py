@@ -149,3 +149,32 @@ def host_summary() -> dict[str, Any]:
 @engine_context.entrypoint
 def host_problems() -> list[str]:
     return _engine().host_problems()
+
+
+@engine_context.entrypoint
+def update(name: str, limits: dict[str, str] | None,
+           root_disk: int | None) -> dict[str, Any]:
+    return plain(_engine().update(name, limits=limits, root_disk=root_disk))
+
+
+@engine_context.entrypoint
+def rescue(name: str, image: str) -> dict[str, Any]:
+    return plain(_engine().rescue(name, image))
+
+
+@engine_context.entrypoint
+def unrescue(name: str) -> dict[str, Any]:
+    return plain(_engine().unrescue(name))
+
+
+@engine_context.entrypoint
+def storage_marker(action: str, token: str | None) -> str | bool | None:
+    engine = _engine()
+    if action == "create":
+        return engine.storage_marker_create()
+    if action == "exists":
+        return engine.storage_marker_exists(token)
+    if action == "remove":
+        engine.storage_marker_remove(token)
+        return None
+    raise ValueError(f"unknown marker action {action!r}")

@@ -111,6 +111,26 @@ class PrivilegedEngine:
     def delete(self, name: str, *, force: bool = False) -> None:
         priv.delete(name, force)
 
+    def update(self, name: str, *, limits: dict[str, Any] | None = None,
+               root_disk: int | None = None) -> ContainerRecord:
+        return ContainerRecord.from_dict(priv.update(name, limits,
+                                                     root_disk))
+
+    def rescue(self, name: str, image: str) -> ContainerRecord:
+        return ContainerRecord.from_dict(priv.rescue(name, image))
+
+    def unrescue(self, name: str) -> ContainerRecord:
+        return ContainerRecord.from_dict(priv.unrescue(name))
+
+    def storage_marker_create(self) -> str:
+        return priv.storage_marker("create", None)
+
+    def storage_marker_exists(self, token: str) -> bool:
+        return priv.storage_marker("exists", token)
+
+    def storage_marker_remove(self, token: str) -> None:
+        priv.storage_marker("remove", token)
+
     def push_files(self, name: str, files: Iterable[RootfsFile]) -> None:
         priv.push_files(name, [dataclasses.asdict(f) for f in files])
 

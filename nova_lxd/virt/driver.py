@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import functools
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,10 @@ from nova_lxd.virt import (
     metadata,
     vifs,
 )
+from nova_lxd.virt.moves import SameHostMovesMixin
+from nova_lxd.virt.naming import container_name
+
+__all__ = ["LXCDriver", "container_name"]
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -59,18 +62,7 @@ _POWER_STATES = {
     liblxc.FREEZING: power_state.PAUSED,
     liblxc.THAWED: power_state.RUNNING,
 }
-_UNSAFE = re.compile(r"[^a-z0-9-]+")
 MiB = 1024 ** 2
-
-
-def container_name(instance: Any) -> str:
-    """``instance.name`` made a valid container name (an RFC 1123 label,
-    the engine's rule). The default template, ``instance-%08x``, passes
-    unchanged; templates with uuids or underscores are folded."""
-    name = _UNSAFE.sub("-", instance.name.lower()).strip("-")
-    if not name[:1].isalpha():
-        name = "i-" + name
-    return name[:63].rstrip("-")
 
 
 @contextlib.contextmanager
@@ -94,7 +86,7 @@ def _with_rates(nic: Nic, spec: flavor.ContainerSpec) -> Nic:
         egress_burst=spec.nic_egress_burst)
 
 
-class LXCDriver(driver.ComputeDriver):
+class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
     """Boots Nova instances as unprivileged system containers."""
 
     capabilities = dict(
@@ -303,6 +295,7 @@ class LXCDriver(driver.ComputeDriver):
             create(name, fingerprint, limits=spec.limits,
                    privileged=spec.privileged, nesting=spec.nesting,
                    isolated_idmap=spec.isolated_idmap,
+                   root_disk=spec.root_disk_bytes,
                    hostname=instance.hostname or None,
                    metadata={UUID_KEY: instance.uuid}, nics=nics,
                    files=files)
@@ -347,10 +340,16 @@ class LXCDriver(driver.ComputeDriver):
                 block_device_info: Any = None, destroy_disks: bool = True,
                 destroy_secrets: bool = True) -> None:
         """Kill and delete the container, unplug its ports; a missing
-        container is already gone (nova destroys after failed spawns)."""
+        container is already gone (nova destroys after failed spawns).
+        ``destroy_disks`` False (storage shared with where the instance
+        goes, e.g. a same-host resize being reverted) keeps the container,
+        stopped: it is the instance's disk."""
         name = container_name(instance)
         try:
-            self.engine.delete(name, force=True)
+            if destroy_disks:
+                self.engine.delete(name, force=True)
+            elif self.engine.status(name) != liblxc.STOPPED:
+                self.engine.stop(name, force=True)
         except errors.ContainerNotFound:
             LOG.debug("Container %s already gone", name, instance=instance)
         self.cleanup(context, instance, network_info, block_device_info,
@@ -406,6 +405,28 @@ class LXCDriver(driver.ComputeDriver):
     def unpause(self, instance: Any) -> None:
         with _instance_errors(instance):
             self.engine.unfreeze(container_name(instance))
+
+    def rescue(self, context: Any, instance: Any, network_info: Any,
+               image_meta: Any, rescue_password: Any,
+               block_device_info: Any, share_info: Any) -> None:
+        """The container boots the rescue image (nova's choice: the
+        instance's own image unless one is given) with its rootfs
+        mounted at /mnt/rescue; its rootfs is not otherwise changed."""
+        name = container_name(instance)
+        image = self._ensure_image(context, image_meta)
+        with _instance_errors(instance):
+            if self.engine.status(name) != liblxc.STOPPED:
+                self.engine.stop(name, timeout=CONF.lxc.stop_timeout)
+            self.engine.rescue(name, image.fingerprint)
+            self.engine.start(name)
+
+    def unrescue(self, context: Any, instance: Any) -> None:
+        name = container_name(instance)
+        with _instance_errors(instance):
+            if self.engine.status(name) != liblxc.STOPPED:
+                self.engine.stop(name, timeout=CONF.lxc.stop_timeout)
+            self.engine.unrescue(name)
+            self.engine.start(name)
 
     def suspend(self, context: Any, instance: Any) -> None:
         """Freezes the container (the cgroup freezer): processes stop,

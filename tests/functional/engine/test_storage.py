@@ -169,3 +169,13 @@ def test_directory_source_must_be_btrfs(engine_root):
 def test_unknown_driver_is_refused(engine_root):
     with pytest.raises(errors.HostError, match="unknown storage driver"):
         Engine(make_config(engine_root, storage_driver="zfs"))
+
+
+def test_storage_markers(engine):
+    token = engine.storage_marker_create()
+    other = Engine(make_config(engine.config.root), recover=False)
+    assert other.storage_marker_exists(token)
+    engine.storage_marker_remove(token)
+    assert not other.storage_marker_exists(token)
+    with pytest.raises(errors.InvalidInput):
+        engine.storage_marker_exists("../../etc/passwd")

@@ -103,7 +103,7 @@ def test_spawn_launches_imported_image(drv):
         inst.name, image.fingerprint,
         limits={"limits.cpu": "2", "limits.memory": "512MiB"},
         privileged=False, nesting=False, isolated_idmap=True,
-        hostname="web-1",
+        root_disk=1024 ** 3, hostname="web-1",
         metadata={driver.UUID_KEY: inst.uuid}, nics=[], files=["seed"])
 
 
