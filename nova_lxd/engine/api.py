@@ -13,6 +13,7 @@ state lives on disk and in liblxc, never only in this object.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -139,6 +140,28 @@ class Engine:
                                     users=", ".join(users))
         self.images.delete(image.fingerprint)
         self.pool.delete_image(image.fingerprint)
+
+    def export_image(self, ref: str, dest: Path, *,
+                     owner: tuple[int, int] | None = None) -> Image:
+        """Copy an image's tarball to the new file ``dest`` (never over an
+        existing file or through a symlink), owned by ``owner`` (uid,
+        gid) so that an unprivileged service can read it."""
+        image = self.images.get(ref)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with open(self.images.tarball_path(image.fingerprint),
+                      "rb") as src, os.fdopen(fd, "wb") as out:
+                fd = -1
+                if owner is not None:
+                    os.fchown(out.fileno(), *owner)
+                shutil.copyfileobj(src, out, 1024 * 1024)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            Path(dest).unlink(missing_ok=True)
+            raise
+        return image
 
     def add_image_alias(self, alias: str, ref: str) -> None:
         self.images.add_alias(alias, ref)

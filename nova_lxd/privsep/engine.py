@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
@@ -178,3 +179,27 @@ def storage_marker(action: str, token: str | None) -> str | bool | None:
         engine.storage_marker_remove(token)
         return None
     raise ValueError(f"unknown marker action {action!r}")
+
+
+@engine_context.entrypoint
+def snapshot(action: str, name: str, snapshot: str) -> dict[str, Any] | None:
+    """create, delete or export (as an image in the store) a snapshot."""
+    engine = _engine()
+    if action == "create":
+        return plain(engine.snapshot_create(name, snapshot))
+    if action == "delete":
+        engine.snapshot_delete(name, snapshot)
+        return None
+    if action == "export":
+        return plain(engine.snapshot_export(name, snapshot))
+    raise ValueError(f"unknown snapshot action {action!r}")
+
+
+@engine_context.entrypoint
+def export_image(ref: str, dest: str, uid: int, gid: int) -> None:
+    _engine().export_image(ref, Path(dest), owner=(uid, gid))
+
+
+@engine_context.entrypoint
+def delete_image(ref: str) -> None:
+    _engine().delete_image(ref)

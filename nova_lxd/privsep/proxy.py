@@ -10,6 +10,7 @@ driver) are written once against either.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers.files import RootfsFile
 from nova_lxd.engine.containers.records import ContainerRecord
+from nova_lxd.engine.containers.snapshots import SnapshotRecord
 from nova_lxd.engine.containers.state import ContainerState
 from nova_lxd.engine.images.store import Image
 from nova_lxd.engine.nics import Nic
@@ -63,6 +65,15 @@ class PrivilegedEngine:
         return _image(priv.import_image(str(source), list(aliases),
                                         disk_format, container_format,
                                         origin))
+
+    def export_image(self, ref: str, dest: Path, *,
+                     owner: tuple[int, int] | None = None) -> None:
+        uid, gid = owner if owner is not None else (os.getuid(),
+                                                    os.getgid())
+        priv.export_image(ref, str(dest), uid, gid)
+
+    def delete_image(self, ref: str) -> None:
+        priv.delete_image(ref)
 
     def prune_images(self, max_bytes: int | None = None) -> list[str]:
         return priv.prune_images(max_bytes)
@@ -130,6 +141,15 @@ class PrivilegedEngine:
 
     def storage_marker_remove(self, token: str) -> None:
         priv.storage_marker("remove", token)
+
+    def snapshot_create(self, name: str, snapshot: str) -> SnapshotRecord:
+        return SnapshotRecord(**priv.snapshot("create", name, snapshot))
+
+    def snapshot_delete(self, name: str, snapshot: str) -> None:
+        priv.snapshot("delete", name, snapshot)
+
+    def snapshot_export(self, name: str, snapshot: str) -> Image:
+        return _image(priv.snapshot("export", name, snapshot))
 
     def push_files(self, name: str, files: Iterable[RootfsFile]) -> None:
         priv.push_files(name, [dataclasses.asdict(f) for f in files])

@@ -25,7 +25,7 @@ from typing import Any
 import nova.conf
 from nova import context as nova_context
 from nova import exception, objects
-from nova.compute import power_state
+from nova.compute import power_state, task_states
 from nova.virt import configdrive, driver, hardware
 from oslo_concurrency import processutils
 from oslo_log import log as logging
@@ -451,6 +451,36 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
         removed = self.engine.prune_images()
         if removed:
             LOG.info("Pruned %d cached images", len(removed))
+
+    def snapshot(self, context: Any, instance: Any, image_id: str,
+                 update_task_state: Any) -> None:
+        """The rootfs, snapshotted while the container runs (frozen for
+        the pool's snapshot only), exported as a root tarball and
+        streamed to Glance; booting that image gives the files back."""
+        name = container_name(instance)
+        snap = "nova-snapshot-" + image_id[:8]
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        with _instance_errors(instance):
+            taken = self.engine.snapshot_create(name, snap)
+            try:
+                image = self.engine.snapshot_export(name, snap)
+            finally:
+                self.engine.snapshot_delete(name, snap)
+        LOG.info("Snapshot of %s taken in %.0f ms (frozen %.0f ms)", name,
+                 (taken.duration_seconds or 0) * 1000,
+                 (taken.frozen_seconds or 0) * 1000, instance=instance)
+        path = self.download_dir / f".upload-{image_id}"
+        self.download_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.unlink(missing_ok=True)
+        try:
+            self.engine.export_image(image.fingerprint, path)
+            update_task_state(
+                task_state=task_states.IMAGE_UPLOADING,
+                expected_state=task_states.IMAGE_PENDING_UPLOAD)
+            glance.upload(context, image_id, path)
+        finally:
+            path.unlink(missing_ok=True)
+            self.engine.delete_image(image.fingerprint)
 
     # -- inspection --------------------------------------------------------
 

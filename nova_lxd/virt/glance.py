@@ -59,7 +59,8 @@ def ensure_image(engine: Any, context: Any, image_meta: Any,
 def remove_stale_downloads(root: Path) -> list[Path]:
     """Delete partial downloads a killed nova-compute left in ``root``
     (called at start-up, before any spawn of this service)."""
-    stale = sorted(Path(root).glob(_PREFIX + "*"))
+    stale = sorted(p for prefix in (_PREFIX, ".upload-")
+                   for p in Path(root).glob(prefix + "*"))
     for path in stale:
         LOG.warning("Removing partial image download %s", path)
         path.unlink(missing_ok=True)
@@ -81,3 +82,25 @@ def _download_and_import(engine: Any, context: Any, image_meta: Any,
             container_format=_field(image_meta, "container_format"))
     finally:
         path.unlink(missing_ok=True)
+
+
+def snapshot_metadata(context: Any, image_id: str) -> dict[str, Any]:
+    """What the snapshot's Glance record says once uploaded: a root
+    tarball (raw/bare: Glance has no rootfs format) that only container
+    hosts boot (``hypervisor_type=lxc``, ``vm_mode=exe``)."""
+    existing = glance.API().get(context, image_id)
+    properties = dict(existing.get("properties") or {})
+    properties.update({"hypervisor_type": "lxc", "vm_mode": "exe",
+                       "image_location": "snapshot",
+                       "image_state": "available"})
+    return {"name": existing.get("name"), "disk_format": "raw",
+            "container_format": "bare", "properties": properties}
+
+
+def upload(context: Any, image_id: str, path: Path) -> None:
+    """Stream ``path`` to the Glance image ``image_id`` (created by
+    nova's API, still queued)."""
+    metadata = snapshot_metadata(context, image_id)
+    with open(path, "rb") as data:
+        glance.API().update(context, image_id, metadata, data=data,
+                            purge_props=False)

@@ -179,3 +179,20 @@ def test_storage_markers(engine):
     assert not other.storage_marker_exists(token)
     with pytest.raises(errors.InvalidInput):
         engine.storage_marker_exists("../../etc/passwd")
+
+
+def test_export_image_to_a_new_file_for_another_user(engine, image,
+                                                     tmp_path):
+    dest = tmp_path / "out.tar"
+    engine.export_image("busybox", dest, owner=(65534, 65534))
+    assert dest.read_bytes() == engine.images.tarball_path(
+        image.fingerprint).read_bytes()
+    assert (dest.stat().st_uid, dest.stat().st_mode & 0o777) == (65534,
+                                                                  0o600)
+    # Never over an existing file, nor through a symlink.
+    with pytest.raises(FileExistsError):
+        engine.export_image("busybox", dest)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        engine.export_image("busybox", tmp_path / "link")
+    assert not (tmp_path / "elsewhere").exists()

@@ -12,6 +12,7 @@ root file systems).
 from __future__ import annotations
 
 import builtins
+import functools
 import glob
 import io
 import os
@@ -143,6 +144,32 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(root=str(self.engine_root), stop_timeout=10.0,
                    lock_timeout=30.0, group="lxc")
         return super()._setup_compute_service()
+
+    def _setup_services(self):
+        super()._setup_services()
+        self._keep_uploaded_data()
+
+    def _keep_uploaded_data(self) -> None:
+        """nova's Glance fixture drops the data given to ``update``
+        (which is how a snapshot reaches Glance); keep it, as Glance
+        does, so that the snapshot can be booted again."""
+        fixture = self.glance
+        original = fixture.update
+
+        def update(context, image_id, metadata, data=None,
+                   purge_props=False):
+            image = original(context, image_id, metadata, data=None,
+                             purge_props=purge_props)
+            if data is not None:
+                fixture._imagedata[image_id] = data.read()
+                image["size"] = len(fixture._imagedata[image_id])
+                image["status"] = "active"
+            return image
+
+        # As the fixture stubs nova's Glance API: with a callable that
+        # is not a descriptor, so that it is not bound to the API object.
+        self.stub_out("nova.image.glance.API.update",
+                      functools.partial(update))
 
     def _clear_attrs(self) -> None:
         """nova's version deletes every public attribute after a test,
