@@ -117,6 +117,8 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
     ADMIN_API = True
     PRIVSEP_DAEMON = False
     """True: the engine runs in a real privsep daemon, as deployed."""
+    STORAGE = "dir"
+    """The engine's storage pool driver (``dir`` or ``btrfs``)."""
 
     def setUp(self) -> None:
         if os.geteuid() != 0:
@@ -142,7 +144,8 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
                    vif_plugging_timeout=0)
         self.flags(api_paste_config=str(API_PASTE), group="wsgi")
         self.flags(root=str(self.engine_root), stop_timeout=10.0,
-                   lock_timeout=30.0, group="lxc")
+                   lock_timeout=30.0, storage_driver=self.STORAGE,
+                   storage_size=2 * 1024 ** 3, group="lxc")
         return super()._setup_compute_service()
 
     def _setup_services(self):
@@ -198,4 +201,7 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
     def observer_engine(self) -> Engine:
         """A second engine on the same root, as another process would
         see it: what the driver did must be on disk, not in memory."""
-        return Engine(make_config(self.engine_root), recover=False)
+        return Engine(make_config(self.engine_root,
+                                  storage_driver=self.STORAGE,
+                                  storage_size=2 * 1024 ** 3),
+                      recover=False)

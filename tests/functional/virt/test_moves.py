@@ -111,3 +111,26 @@ class RescueTest(base.LXCIntegratedTestBase):
         self._delete_server(server)
 
 
+
+
+class BtrfsResizeTest(ResizeTest):
+    """The same, on a btrfs pool: the root disk quota is enforced."""
+
+    STORAGE = "btrfs"
+
+    def test_resize_grows_the_enforced_quota(self) -> None:
+        server = self._create_server(image_uuid=self.upload_busybox(),
+                                     flavor_id=self._flavor(256, 1, 1),
+                                     networks="none")
+        name = self.container_of(server)
+        observer = self.observer_engine()
+        self.assertTrue(observer.get(name).root_disk_enforced)
+        self.assertEqual(1024 ** 3, observer.pool.usage(name).quota_bytes)
+        self._confirm_resize(self._resize_server(
+            server, self._flavor(256, 1, 2)))
+        self.assertEqual(2 * 1024 ** 3,
+                         observer.pool.usage(name).quota_bytes)
+
+
+class BtrfsRescueTest(RescueTest):
+    STORAGE = "btrfs"

@@ -38,3 +38,10 @@ class SnapshotTest(base.LXCIntegratedTestBase):
                                    networks="none")
         self.assertEqual(b"precious\n", observer.execute(
             self.container_of(copy), ["cat", "/root/data"]).stdout)
+
+
+class BtrfsSnapshotTest(SnapshotTest):
+    """On btrfs the snapshot is a read-only subvolume, taken in
+    milliseconds."""
+
+    STORAGE = "btrfs"
