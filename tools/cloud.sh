@@ -52,30 +52,7 @@ export DEBIAN_FRONTEND=noninteractive
 say() { printf 'cloud: %s\n' "$*"; }
 die() { printf 'cloud: error: %s\n' "$*" >&2; exit 1; }
 
-# DevStack's iniset, for the shared library: iniset [-sudo] FILE SECTION
-# OPTION VALUE.
-iniset() {
-    [ "$1" = -sudo ] && shift
-    "$PYTHON" - "$@" <<'EOF'
-import configparser, os, sys
-path, section, option, value = sys.argv[1:5]
-cp = configparser.RawConfigParser(strict=False, interpolation=None)
-cp.optionxform = str
-if os.path.exists(path):
-    cp.read(path)
-if section != "DEFAULT" and not cp.has_section(section):
-    cp.add_section(section)
-if cp.has_option(section, option) and cp.get(section, option) == value:
-    sys.exit(0)
-cp.set(section, option, value)
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    cp.write(f)
-os.replace(tmp, path)
-EOF
-}
-
-# Batch form: ini FILE SECTION OPTION=VALUE... (one python run per file).
+# ini FILE SECTION OPTION=VALUE...: set options (one python run).
 ini() {
     local file=$1 section=$2
     shift 2
@@ -98,6 +75,13 @@ os.replace(tmp, path)
 EOF
 }
 
+# DevStack's iniset, for the shared library: iniset [-sudo] FILE SECTION
+# OPTION VALUE.
+iniset() {
+    [ "$1" = -sudo ] && shift
+    ini "$1" "$2" "$3=$4"
+}
+
 openstack() { "$VENV/bin/openstack" "$@"; }
 
 # The shared library's settings (devstack/lib/nova-lxd).
@@ -105,6 +89,7 @@ export NOVA_LXD_DIR=$REPO
 export NOVA_LXD_ENGINE_ROOT=$CLOUD/lxc
 export NOVA_LXD_IMAGE_CACHE=${NOVA_LXD_IMAGE_CACHE:-$CLOUD/images}
 export NOVA_LXD_HELPER_COMMAND=
+export NOVA_LXD_SUDO=
 # shellcheck source=devstack/lib/nova-lxd disable=SC1091
 . "$REPO/devstack/lib/nova-lxd"
 
@@ -555,9 +540,10 @@ db_sync_all() {
 }
 
 create_flavors() {
-    local name ram disk
+    local name ram disk existing
+    existing=$(openstack flavor list --all -f value -c Name)
     while read -r name ram disk; do
-        openstack flavor show "$name" >/dev/null 2>&1 && continue
+        grep -qxF "$name" <<<"$existing" && continue
         openstack flavor create "$name" --vcpus 1 --ram "$ram" \
             --disk "$disk" --public >/dev/null
     done <<EOF
@@ -578,7 +564,8 @@ start_services() {
         $(gunicorn_cmd keystone)
     wait_port keystone 5000
     stamped register-services register_services
-    say "databases: schema sync (once; output in $LOG/setup.log)"
+    [ -f "$DATA/.done-db-sync" ] \
+        || say "databases: schema sync (once; output in $LOG/setup.log)"
     stamped db-sync db_sync_all >>"$LOG/setup.log" 2>&1
     # shellcheck disable=SC2046
     start glance "$SVC_USER" "OS_GLANCE_CONFIG_DIR=$ETC/glance" \
@@ -603,20 +590,22 @@ start_services() {
     wait_port nova-api 8774
 }
 
+compute_registered() {
+    openstack hypervisor list -f value -c "Hypervisor Hostname" \
+        2>/dev/null | grep -qxF "$(hostname)"
+}
+
 wait_compute() {
     # shellcheck source=/dev/null
     . "$CLOUD/openrc"
-    local i host
-    host=$(hostname)
+    local i
     for i in $(seq 1 120); do
         if openstack compute service list --service nova-compute \
                 -f value -c State 2>/dev/null | grep -q up; then
+            compute_registered && return 0
             as_svc nova-manage --config-file "$ETC/nova/nova.conf" \
                 cell_v2 discover_hosts >>"$LOG/setup.log" 2>&1
-            if openstack hypervisor list -f value 2>/dev/null \
-                    | grep -q "$host"; then
-                return 0
-            fi
+            compute_registered && return 0
         fi
         pid_of nova-compute >/dev/null \
             || die "nova-compute exited: see $LOG/nova-compute.log"
@@ -658,17 +647,9 @@ cmd_down() {
 cmd_purge() {
     [ "$(id -u)" -eq 0 ] || die "run as root"
     cmd_down
-    if [ -d "$CLOUD/lxc" ] && [ -x "$VENV/bin/python" ]; then
-        say "deleting every container under $CLOUD/lxc"
-        "$VENV/bin/python" - "$CLOUD/lxc" <<'EOF'
-import sys
-from pathlib import Path
-from nova_lxd.engine.api import Engine
-from nova_lxd.engine.config import EngineConfig
-engine = Engine(EngineConfig(root=Path(sys.argv[1])), recover=True)
-for record in engine.list():
-    engine.delete(record.name, force=True)
-EOF
+    if [ -x "$VENV/bin/python" ]; then
+        say "deleting every container under $NOVA_LXD_ENGINE_ROOT"
+        nova_lxd_remove_containers "$VENV/bin/python"
     fi
     local d
     for d in "$CLOUD"/*; do

@@ -2,7 +2,8 @@
 # The project's one test command (CI runs it through .ci/run, as root).
 #
 # Sets the machine up (tools/setup.sh), then runs the tox environments
-# lint, genconfig-check, unit and functional in that order, stopping at
+# lint, genconfig-check, unit, functional and e2e (the one-host cloud,
+# tools/cloud.sh, started by the tests) in that order, stopping at
 # the first that fails, and exits with tox's status. Arguments are passed
 # to tox, e.g. `tools/run-tests.sh -e unit -- -k busybox`.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$REPO"
 bash tools/setup.sh
 
 if [ "$#" -eq 0 ]; then
-    set -- -e lint,genconfig-check,unit,functional
+    set -- -e lint,genconfig-check,unit,functional,e2e
 fi
 
 log=$(mktemp)

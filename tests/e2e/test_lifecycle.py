@@ -22,61 +22,47 @@ def test_lifecycle(cloud, observer, image):
     assert hostname.stdout.decode().strip() == name
 
     log = cloud.run("console", "log", "show", name, check=False)
+    console_problem = None
     if image == "busybox":
         assert log.returncode == 0, log.stderr
         assert f"nova-lxd busybox: booted {name}" in log.stdout
     elif log.returncode != 0:
         # nova encodes a str console log as latin-1: systemd's UTF-8
         # output makes it fail until the driver returns bytes.
-        pytest.xfail(f"console log of {image}: {log.stderr.strip()}")
+        console_problem = f"console log of {image}: {log.stderr.strip()}"
     else:
         assert log.stdout.strip()
 
-    cloud.run("server", "stop", name)
-    cloud.wait(name, "SHUTOFF")
-    assert observer.status(ctr) == "STOPPED"
+    def act(action: tuple[str, ...], status: str, engine: str) -> None:
+        cloud.run("server", *action, name, timeout=600)
+        cloud.wait(name, status)
+        assert observer.status(ctr) == engine, action
 
-    cloud.run("server", "start", name)
-    cloud.wait(name, "ACTIVE")
-    assert observer.status(ctr) == "RUNNING"
+    act(("stop",), "SHUTOFF", "STOPPED")
+    act(("start",), "ACTIVE", "RUNNING")
 
-    pid = observer.state(ctr).pid
     observer.execute(ctr, ["touch", "/kept-across-reboot"])
-    cloud.run("server", "reboot", "--wait", name)
-    cloud.wait(name, "ACTIVE")
-    state = observer.state(ctr)
-    assert state.status == "RUNNING" and state.pid != pid
+    for reboot in (("reboot", "--wait"), ("reboot", "--hard", "--wait")):
+        pid = observer.state(ctr).pid
+        act(reboot, "ACTIVE", "RUNNING")
+        assert observer.state(ctr).pid != pid, reboot
     assert observer.execute(
         ctr, ["test", "-e", "/kept-across-reboot"]).exit_code == 0
 
-    pid = state.pid
-    cloud.run("server", "reboot", "--hard", "--wait", name)
-    cloud.wait(name, "ACTIVE")
-    state = observer.state(ctr)
-    assert state.status == "RUNNING" and state.pid != pid
-
-    cloud.run("server", "pause", name)
-    cloud.wait(name, "PAUSED")
-    assert observer.status(ctr) == "FROZEN"
-    cloud.run("server", "unpause", name)
-    cloud.wait(name, "ACTIVE")
-    assert observer.status(ctr) == "RUNNING"
-
-    cloud.run("server", "suspend", name)
-    cloud.wait(name, "SUSPENDED")
-    assert observer.status(ctr) == "FROZEN"
-    cloud.run("server", "resume", name)
-    cloud.wait(name, "ACTIVE")
-    assert observer.status(ctr) == "RUNNING"
-    assert observer.state(ctr).pid == state.pid
+    pid = observer.state(ctr).pid
+    for pause, unpause, status in (("pause", "unpause", "PAUSED"),
+                                   ("suspend", "resume", "SUSPENDED")):
+        act((pause,), status, "FROZEN")
+        act((unpause,), "ACTIVE", "RUNNING")
+    # Frozen, not restarted.
+    assert observer.state(ctr).pid == pid
 
     observer.execute(ctr, ["touch", "/written-before-rebuild"])
-    cloud.run("server", "rebuild", "--image", image, "--wait", name,
-              timeout=600)
-    cloud.wait(name, "ACTIVE")
-    assert observer.status(ctr) == "RUNNING"
+    act(("rebuild", "--image", image, "--wait"), "ACTIVE", "RUNNING")
     assert observer.execute(
         ctr, ["test", "-e", "/written-before-rebuild"]).exit_code != 0
 
     cloud.delete(name)
-    assert_gone(observer, ctr)
+    assert assert_gone(observer, ctr) is None
+    if console_problem:
+        pytest.xfail(console_problem)

@@ -46,7 +46,7 @@ def test_twenty_at_once(cloud, observer, capsys):
     deleted = time.monotonic() - t1
     assert not [s for s in cloud.servers() if s["Name"] in names]
     for name in started:
-        assert_gone(observer, name)
+        assert assert_gone(observer, name) is None
     assert engine_names(observer) == before
     with capsys.disabled():
         print(f"\n{COUNT} servers at once: all ACTIVE {elapsed:.1f} s "
