@@ -7,6 +7,7 @@
 #                           the next `up` brings the same cloud back)
 #   tools/cloud.sh purge    down, delete every container and all state
 #                           (keeps the services' venv and the images)
+#   tools/cloud.sh restart  down, then up (after a configuration change)
 #   tools/cloud.sh status   one line per service
 #   tools/cloud.sh logs [SERVICE [LINES]]
 #
@@ -389,6 +390,10 @@ worker_class = "gthread"
 threads = 4
 timeout = 300
 graceful_timeout = 10
+# No keep-alive: a client that reuses a connection at the moment the
+# server closes it for idling gets "Remote end closed connection" (seen
+# with keystoneauth under load); on loopback a new connection is free.
+keepalive = 0
 accesslog = "-"
 EOF
 }
@@ -690,9 +695,10 @@ cmd_logs() {
 case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;
+    restart) cmd_down; cmd_up ;;
     purge) cmd_purge ;;
     status) cmd_status ;;
     logs) shift; cmd_logs "$@" ;;
-    *) echo "usage: $0 up|down|purge|status|logs [SERVICE [LINES]]" >&2
+    *) echo "usage: $0 up|down|restart|purge|status|logs [SERVICE [LINES]]" >&2
        exit 2 ;;
 esac
