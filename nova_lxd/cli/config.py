@@ -68,6 +68,9 @@ class Config:
         self.dir = Path(directory) if directory else conf_dir()
         self.default_remote = LOCAL
         self.remotes: dict[str, Remote] = {}
+        # The local remote as config.yml has it (None: not written
+        # there), so that $NLXC_SOCKET is never saved into the file.
+        self._file_local: Remote | None = None
         self._load()
 
     @property
@@ -100,11 +103,11 @@ class Config:
             self.remotes[str(name)] = Remote(
                 str(name), str(entry["addr"]), entry.get("fingerprint"))
         self.default_remote = str(data.get("default-remote") or LOCAL)
-        local = self.remotes.get(LOCAL)
+        self._file_local = self.remotes.get(LOCAL)
         env = os.environ.get("NLXC_SOCKET")
         if env:
             self.remotes[LOCAL] = Remote(LOCAL, "unix://" + env)
-        elif local is None:
+        elif self._file_local is None:
             self.remotes[LOCAL] = Remote(LOCAL, "unix://" + DEFAULT_SOCKET)
 
     def remote(self, name: str | None = None) -> Remote:
@@ -138,6 +141,10 @@ class Config:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         remotes = {}
         for r in self.remotes.values():
+            if r.name == LOCAL:
+                r = self._file_local
+                if r is None:
+                    continue
             entry = {"addr": r.addr}
             if r.fingerprint:
                 entry["fingerprint"] = r.fingerprint

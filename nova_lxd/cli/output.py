@@ -8,6 +8,7 @@ scripts see every field, not just the columns a human wants.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -116,3 +117,15 @@ def mapping(data: dict, indent: int = 0) -> str:
         else:
             lines.append(f"{pad}{key}: {_cell(value)}")
     return "\n".join(lines)
+
+
+def when(text: str | None) -> str:
+    """An API timestamp as ``2026/11/25 08:14 UTC`` (raw if odd)."""
+    if not text or text.startswith("0001-01-01"):
+        return ""
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z",
+                                                              "+00:00"))
+    except ValueError:
+        return text
+    return moment.strftime("%Y/%m/%d %H:%M %Z").strip()

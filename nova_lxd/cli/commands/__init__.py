@@ -11,6 +11,8 @@ from nova_lxd.cli.commands import (
     instances,
     remotes,
     snapshots,
+    trust,
 )
 
-MODULES = (instances, execute, files, snapshots, images, remotes)
+MODULES = (instances, execute, files, snapshots, images, remotes,
+           trust)

@@ -16,7 +16,7 @@ import sys
 from nova_lxd.cli import streams, terminal
 from nova_lxd.cli.client import Client, operation_path, q
 from nova_lxd.cli.context import Context
-from nova_lxd.cli.errors import CliError
+from nova_lxd.cli.errors import ApiError, CliError
 
 
 def register(sub) -> None:
@@ -137,18 +137,28 @@ def _separate(sockets: dict, control: streams.Control) -> None:
         sys.stdout.flush()
 
 
+def _show_log(client: Client, path: str) -> int:
+    sys.stdout.buffer.write(client.raw("GET", path).content)
+    sys.stdout.flush()
+    return 0
+
+
 def console(ctx: Context, args) -> int:
     client, name = ctx.instance(args.name)
     path = f"/1.0/instances/{q(name)}/console"
     if args.show_log or not (terminal.is_tty(0) and terminal.is_tty(1)):
-        resp = client.raw("GET", path)
-        sys.stdout.buffer.write(resp.content)
-        sys.stdout.flush()
-        return 0
+        return _show_log(client, path)
     width, height = terminal.size()
-    op = client.start("POST", path, json={"width": width,
-                                          "height": height,
-                                          "type": "console"})
+    try:
+        op = client.start("POST", path, json={"width": width,
+                                              "height": height,
+                                              "type": "console"})
+    except ApiError as err:
+        if err.status not in (404, 405, 501):
+            raise
+        print(f"{client.where} cannot attach to consoles; its console "
+              f"log follows", file=sys.stderr)
+        return _show_log(client, path)
     op_id, fds = _fds(op)
     control = streams.Control(streams.connect(client, op_id,
                                               fds["control"]))

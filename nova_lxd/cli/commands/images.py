@@ -108,7 +108,7 @@ def list_images(ctx: Context, args) -> int:
         rows.append([aliases, str(i.get("fingerprint", ""))[:12],
                      bool(i.get("public")), props.get("description", ""),
                      i.get("architecture", ""), output.size(i.get("size")),
-                     i.get("uploaded_at", "")])
+                     output.when(i.get("uploaded_at"))])
     output.emit(args.format, items,
                 ["ALIAS", "FINGERPRINT", "PUBLIC", "DESCRIPTION",
                  "ARCHITECTURE", "SIZE", "UPLOAD DATE"], rows)

@@ -164,16 +164,21 @@ def list_instances(ctx: Context, args) -> int:
     items = client.get("/1.0/instances", recursion=2)
     items = [i for i in items if isinstance(i, dict)
              and needle in i.get("name", "")]
+    # SNAPSHOTS only where the server lists them with the instances
+    # (LXD does at recursion=2): never one request per instance.
+    counted = any(isinstance(i.get("snapshots"), list) for i in items)
+    headers = ["NAME", "STATE", "IPV4", "IPV6", "TYPE"]
     rows = []
     for i in items:
-        snaps = i.get("snapshots")
-        rows.append([i.get("name"), str(i.get("status", "")).upper(),
-                     ipv4(i.get("state")), ipv4(i.get("state"), "inet6"),
-                     str(i.get("type", "container")).upper(),
-                     len(snaps) if isinstance(snaps, list) else ""])
-    output.emit(args.format, items,
-                ["NAME", "STATE", "IPV4", "IPV6", "TYPE", "SNAPSHOTS"],
-                rows)
+        row = [i.get("name"), str(i.get("status", "")).upper(),
+               ipv4(i.get("state")), ipv4(i.get("state"), "inet6"),
+               str(i.get("type", "container")).upper()]
+        if counted:
+            row.append(len(i.get("snapshots") or []))
+        rows.append(row)
+    if counted:
+        headers.append("SNAPSHOTS")
+    output.emit(args.format, items, headers, rows)
     return 0
 
 
@@ -197,7 +202,7 @@ def _info_text(inst: dict, state: dict, snaps: list) -> str:
         f"Status: {str(inst.get('status', '')).upper()}",
         f"Type: {inst.get('type', 'container')}",
         f"Architecture: {inst.get('architecture', '')}",
-        f"Created: {inst.get('created_at', '')}",
+        f"Created: {output.when(inst.get('created_at'))}",
     ]
     if config.get("image.description"):
         lines.append(f"Image: {config['image.description']}")
@@ -230,7 +235,7 @@ def _info_text(inst: dict, state: dict, snaps: list) -> str:
         for s in snaps:
             if isinstance(s, dict):
                 lines.append(f"  {s.get('name')} "
-                             f"(taken at {s.get('created_at', '')})")
+                             f"(taken at {output.when(s.get('created_at'))})")
             else:
                 lines.append(f"  {str(s).rsplit('/', 1)[-1]}")
     return "\n".join(lines)

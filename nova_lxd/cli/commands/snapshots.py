@@ -3,8 +3,6 @@ restore as ``PUT /1.0/instances/NAME {"restore": SNAP}``, as in LXD."""
 
 from __future__ import annotations
 
-import datetime
-
 from nova_lxd.cli import output
 from nova_lxd.cli.client import q
 from nova_lxd.cli.commands.instances import run, say
@@ -67,21 +65,11 @@ def create(ctx: Context, args) -> int:
 def list_snapshots(ctx: Context, args) -> int:
     client, name = ctx.instance(args.name)
     items = client.get(f"/1.0/instances/{q(name)}/snapshots", recursion=1)
-    rows = [[s.get("name"), _when(s.get("created_at")),
+    rows = [[s.get("name"), output.when(s.get("created_at")),
              bool(s.get("stateful"))] for s in items
             if isinstance(s, dict)]
     output.emit(args.format, items, ["NAME", "TAKEN AT", "STATEFUL"], rows)
     return 0
-
-
-def _when(text: str | None) -> str:
-    if not text:
-        return ""
-    try:
-        return datetime.datetime.fromisoformat(
-            text.replace("Z", "+00:00")).strftime("%Y/%m/%d %H:%M %Z")
-    except ValueError:
-        return text
 
 
 def restore(ctx: Context, args) -> int:

@@ -22,6 +22,16 @@ def test_nlxc_socket_overrides(monkeypatch):
     assert Config().remote("local").socket_path == "/run/x.sock"
 
 
+def test_nlxc_socket_is_not_saved(monkeypatch, conf_dir):
+    monkeypatch.setenv("NLXC_SOCKET", "/run/x.sock")
+    config = Config()
+    config.add_remote(Remote("prod", "https://h:8443", "ab"))
+    config.save()
+    assert "x.sock" not in (conf_dir / "config.yml").read_text()
+    monkeypatch.delenv("NLXC_SOCKET")
+    assert Config().remote("local").socket_path == DEFAULT_SOCKET
+
+
 def test_xdg_config_home(monkeypatch, tmp_path):
     monkeypatch.delenv("NLXC_CONF_DIR")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
@@ -45,6 +55,9 @@ def test_socket_path_in_config_file(conf_dir):
     conf_dir.mkdir()
     (conf_dir / "config.yml").write_text(
         "remotes:\n  local: {addr: 'unix:///srv/n.sock'}\n")
+    assert Config().remote("local").socket_path == "/srv/n.sock"
+    config = Config()
+    config.save()
     assert Config().remote("local").socket_path == "/srv/n.sock"
 
 
