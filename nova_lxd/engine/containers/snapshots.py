@@ -298,11 +298,17 @@ class Snapshots:
                     self.config.stop_timeout if timeout is None
                     else timeout))
             _point("stopped")
-            self.pool.restore_snapshot(name, snapshot)
-            _point("restored")
-            self._reapply_quota(record)
-            meta.restoring = None
-            self._save(name, meta)
+            try:
+                self.pool.restore_snapshot(name, snapshot)
+                _point("restored")
+            except errors.EngineError:
+                # The old rootfs (or the whole new one) is back in place:
+                # the container runs again as it was, then we say why.
+                self._settle_restore(record, meta)
+                if was_running:
+                    self._start(name, ct, record)
+                raise
+            self._settle_restore(record, meta)
             state = self._state_dir(name, snapshot)
             if was_running and entry.stateful and state.is_dir() \
                     and not criu.problem():
@@ -310,6 +316,12 @@ class Snapshots:
             elif was_running:
                 self._start(name, ct, record)
         LOG.info("Restored %s to snapshot %s", name, snapshot)
+
+    def _settle_restore(self, record: ContainerRecord, meta: _Meta) -> None:
+        self.pool.repair(record.name)
+        self._reapply_quota(record)
+        meta.restoring = None
+        self._save(record.name, meta)
 
     def _start(self, name: str, ct: Any, record: ContainerRecord) -> None:
         power.start(name, ct, self.manager.records.paths(name),
@@ -499,13 +511,10 @@ class Snapshots:
                 self.pool.delete_snapshot(name, orphan)
                 cleaned.append(f"{name}/{orphan} (no metadata)")
         if meta.restoring:
-            self.pool.repair(name)
-            self._reapply_quota(record)
             cleaned.append(f"{name} (restore of "
                            f"{meta.restoring.get('snapshot')} interrupted;"
                            f" left stopped)")
-            meta.restoring = None
-            self._save(name, meta)
+            self._settle_restore(record, meta)
         return cleaned
 
     def recover_all(self) -> list[str]:

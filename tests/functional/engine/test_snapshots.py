@@ -223,3 +223,25 @@ def test_stateful_snapshot_keeps_processes(snap_engine):
     snap = e.snapshot_create("proc", "live", stateful=True)
     assert snap.stateful
     assert "sleep 1000" in sh(e, "proc", "ps")
+
+
+def test_failed_restore_starts_the_container_again(snap_engine,
+                                                   monkeypatch):
+    e = snap_engine
+    e.launch("unlucky", "busybox")
+    sh(e, "unlucky", "echo one > /data")
+    e.snapshot_create("unlucky", "s1")
+    sh(e, "unlucky", "echo two > /data")
+
+    def no_space(name, snapshot):
+        raise errors.HostError(reason="no space left (simulated)")
+
+    monkeypatch.setattr(e.pool, "restore_snapshot", no_space)
+    with pytest.raises(errors.HostError, match="simulated"):
+        e.snapshot_restore("unlucky", "s1")
+    assert e.status("unlucky") == "RUNNING"
+    assert sh(e, "unlucky", "cat /data") == "two\n"
+    assert e.snapshots._load("unlucky").restoring is None
+    monkeypatch.undo()
+    e.snapshot_restore("unlucky", "s1")
+    assert sh(e, "unlucky", "cat /data") == "one\n"
