@@ -67,7 +67,8 @@ class SnapshotRecord:
     created_at: float
     stateful: bool = False
     size_bytes: int | None = None
-    """Bytes the snapshot holds, where the pool measures it (else None)."""
+    """Bytes the snapshot refers to, where the pool measures it (btrfs:
+    its qgroup's referenced bytes; dir: None)."""
     frozen_seconds: float | None = None
     """How long the container was frozen for it (None: it was not
     running, or was frozen already)."""
@@ -244,11 +245,8 @@ class Snapshots:
                    "run unfreeze again")
 
     def _size(self, name: str, snapshot: str) -> int | None:
-        sizer = getattr(self.pool, "snapshot_usage", None)
-        if sizer is None:
-            return None
         try:
-            return sizer(name, snapshot)
+            return self.pool.snapshot_usage(name, snapshot)
         except errors.EngineError:
             return None
 

@@ -101,6 +101,11 @@ class StoragePool(abc.ABC):
         """A consistent copy of the rootfs as it is now (the caller
         freezes a running container around this call)."""
 
+    def snapshot_usage(self, name: str, snapshot: str) -> int | None:
+        """Bytes the snapshot refers to, where the pool measures it
+        cheaply (btrfs: its qgroup); None elsewhere."""
+        return None
+
     @abc.abstractmethod
     def list_snapshots(self, name: str) -> list[str]:
         """Names of the snapshots of ``name``, oldest first."""

@@ -206,7 +206,12 @@ class BtrfsPool(StoragePool):
 
     def usage(self, name: str) -> VolumeUsage:
         """Referenced bytes and limit from the subvolume's qgroup."""
-        path = self.volume_path(name)
+        return self._qgroup(self.volume_path(name))
+
+    def snapshot_usage(self, name: str, snapshot: str) -> int | None:
+        return self._qgroup(self.snapshot_path(name, snapshot)).used_bytes
+
+    def _qgroup(self, path: Path) -> VolumeUsage:
         out = self._run("qgroup", "show", "--raw", "-r", "-f", str(path))
         for line in out.splitlines():
             fields = line.split()
