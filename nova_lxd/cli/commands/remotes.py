@@ -15,7 +15,6 @@ import base64
 import binascii
 import hmac
 import json
-import socket
 import sys
 from importlib import metadata
 from urllib.parse import urlsplit
@@ -140,10 +139,10 @@ def add(ctx: Context, args) -> int:
                 raise CliError(f"{url} does not trust this client yet: "
                                f"pass --token with a trust token from "
                                f"the server")
+            # No name: as with lxc, the server names the certificate
+            # after the token, which it must spend to find that name.
             client.call("POST", "/1.0/certificates", json={
                 "type": "client",
-                "name": (token or {}).get("client_name")
-                or socket.gethostname(),
                 "certificate": certs.pem_body(config.client_cert),
                 "trust_token": args.token.strip()})
             server = client.get("/1.0")
