@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from nova_lxd.conf import engine, virt
+from nova_lxd.conf import daemon, engine, virt
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -15,4 +15,4 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     engine_opts = dict(engine.list_opts())
     for group, opts in virt.list_opts():
         engine_opts[group] = engine_opts.get(group, []) + opts
-    return list(engine_opts.items())
+    return list(engine_opts.items()) + daemon.list_opts()

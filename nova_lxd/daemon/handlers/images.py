@@ -1,0 +1,188 @@
+"""``/1.0/images``: upload a tarball, list, get, delete, export, and
+``/1.0/images/aliases``."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from nova_lxd.daemon import envelopes, errors, views
+from nova_lxd.daemon.context import Context, ctx
+from nova_lxd.daemon.middleware import json_body
+from nova_lxd.engine import errors as engine_errors
+
+CHUNK = 1024 * 1024
+
+
+def _url(fingerprint: str) -> str:
+    return f"/1.0/images/{fingerprint}"
+
+
+def _uploads(c: Context) -> Path:
+    path = c.settings.state_dir / "uploads"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+async def list_images(request: web.Request) -> web.Response:
+    c = ctx(request)
+    images = await c.call(c.engine.list_images)
+    if envelopes.recursion(request) >= 1:
+        return envelopes.sync([views.image(i) for i in images])
+    return envelopes.sync([_url(i.fingerprint) for i in images])
+
+
+async def get_image(request: web.Request) -> web.Response:
+    c = ctx(request)
+    image = await c.call(c.engine.get_image, request.match_info["fp"])
+    data = views.image(image)
+    return envelopes.sync(data, etag=envelopes.etag_of(
+        {"properties": data["properties"], "public": False}))
+
+
+async def create_image(request: web.Request) -> web.Response:
+    """A raw tarball body (LXD's ``X-LXD-*`` headers) streamed to a file
+    in the state directory, bounded, then imported by an operation."""
+    c = ctx(request)
+    if request.content_type == "application/json":
+        await json_body(request)
+        raise errors.BadRequest("Only tarball uploads are supported")
+    if request.content_type.startswith("multipart/"):
+        raise errors.BadRequest("Split images (metadata + rootfs) are not "
+                                "supported: upload a unified tarball")
+    limit = c.settings.max_upload_size
+    if (request.content_length or 0) > limit:
+        raise errors.TooLarge(f"Image larger than {limit} bytes")
+    properties = _properties(request.headers.get("X-LXD-properties", ""))
+    aliases = tuple(a for a in request.headers.get(
+        "X-LXD-aliases", "").split(",") if a)
+    fd, tmp = tempfile.mkstemp(dir=_uploads(c), prefix="upload-")
+    path = Path(tmp)
+    try:
+        digest = await _receive(request, fd, limit)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    wanted = request.headers.get("X-LXD-fingerprint")
+    if wanted and wanted != digest:
+        path.unlink(missing_ok=True)
+        raise errors.BadRequest("The upload does not match "
+                                "X-LXD-fingerprint")
+
+    def run() -> dict[str, Any]:
+        try:
+            image = c.engine.import_image(path, aliases=aliases,
+                                          properties=properties)
+        finally:
+            path.unlink(missing_ok=True)
+        c.events.lifecycle("image-created", _url(image.fingerprint))
+        return {"fingerprint": image.fingerprint, "size": image.size}
+
+    op = c.operations.task("Uploading image", {"images": []}, run)
+    return envelopes.async_(op.to_dict())
+
+
+async def _receive(request: web.Request, fd: int, limit: int) -> str:
+    c = ctx(request)
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise errors.TooLarge(f"Image larger than {limit} bytes")
+            digest.update(chunk)
+            await c.call(out.write, chunk)
+    if size == 0:
+        raise errors.BadRequest("Empty image upload")
+    return digest.hexdigest()
+
+
+def _properties(header: str) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(header)) if header else {}
+
+
+async def delete_image(request: web.Request) -> web.Response:
+    c = ctx(request)
+    image = await c.call(c.engine.get_image, request.match_info["fp"])
+
+    def run() -> None:
+        c.engine.delete_image(image.fingerprint)
+        c.events.lifecycle("image-deleted", _url(image.fingerprint))
+
+    op = c.operations.task("Deleting image",
+                           {"images": [_url(image.fingerprint)]}, run)
+    return envelopes.async_(op.to_dict())
+
+
+async def export_image(request: web.Request) -> web.StreamResponse:
+    """The image's tarball: copied by the engine to a private file that
+    is unlinked at once and streamed from its descriptor."""
+    c = ctx(request)
+    image = await c.call(c.engine.get_image, request.match_info["fp"])
+    dest = _uploads(c) / f"export-{os.urandom(8).hex()}"
+    await c.call(c.engine.export_image, image.fingerprint, dest)
+    with open(dest, "rb") as src:
+        dest.unlink()
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition":
+                f'attachment; filename="{image.filename}"',
+            "Content-Length": str(image.size)})
+        await response.prepare(request)
+        while chunk := await c.call(src.read, CHUNK):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def list_aliases(request: web.Request) -> web.Response:
+    c = ctx(request)
+    images = await c.call(c.engine.list_images)
+    pairs = sorted((a, i.fingerprint) for i in images for a in i.aliases)
+    if envelopes.recursion(request) >= 1:
+        return envelopes.sync([views.alias(a, fp) for a, fp in pairs])
+    return envelopes.sync([f"/1.0/images/aliases/{a}" for a, _ in pairs])
+
+
+async def _alias_target(c: Context, name: str) -> str:
+    try:
+        image = await c.call(c.engine.get_image, name)
+    except engine_errors.EngineError:
+        image = None
+    if image is None or name not in image.aliases:
+        raise errors.NotFound(f"Alias {name} not found")
+    return image.fingerprint
+
+
+async def get_alias(request: web.Request) -> web.Response:
+    c = ctx(request)
+    name = request.match_info["alias"]
+    return envelopes.sync(views.alias(name, await _alias_target(c, name)))
+
+
+async def add_alias(request: web.Request) -> web.Response:
+    c = ctx(request)
+    body = await json_body(request)
+    name, target = body.get("name"), body.get("target")
+    if not isinstance(name, str) or not isinstance(target, str):
+        raise errors.BadRequest("name and target are strings")
+    await c.call(c.engine.add_image_alias, name, target)
+    return envelopes.sync(None, status=201,
+                          location=f"/1.0/images/aliases/{name}")
+
+
+async def delete_alias(request: web.Request) -> web.Response:
+    c = ctx(request)
+    name = request.match_info["alias"]
+    await _alias_target(c, name)
+    with contextlib.suppress(engine_errors.NotFound):
+        await c.call(c.engine.remove_image_alias, name)
+    return envelopes.sync(None)

@@ -1,0 +1,188 @@
+"""``/1.0/instances`` (also ``/1.0/containers``): list, create from an
+image, get, update limits, restore a snapshot, delete."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from nova_lxd.daemon import envelopes, errors, views
+from nova_lxd.daemon.context import Context, ctx
+from nova_lxd.daemon.middleware import json_body
+from nova_lxd.engine import liblxc
+
+_SIZE = re.compile(r"(\d+)\s*([KMGTP]i?B|[KMGTP]|B)?")
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024,
+          "M": 1000 ** 2, "MB": 1000 ** 2, "MIB": 1024 ** 2,
+          "G": 1000 ** 3, "GB": 1000 ** 3, "GIB": 1024 ** 3,
+          "T": 1000 ** 4, "TB": 1000 ** 4, "TIB": 1024 ** 4,
+          "P": 1000 ** 5, "PB": 1000 ** 5, "PIB": 1024 ** 5}
+
+
+def resources(name: str) -> dict[str, list[str]]:
+    return {"instances": [views.instance_url(name)],
+            "containers": [f"/1.0/containers/{name}"]}
+
+
+def _size(value: Any) -> int:
+    match = _SIZE.fullmatch(str(value).strip())
+    if not match:
+        raise errors.BadRequest(f"Invalid size {value!r}")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
+
+
+def _limits(config: Any) -> dict[str, str]:
+    if not isinstance(config, dict):
+        raise errors.BadRequest("config is an object of strings")
+    limits = {}
+    for key, value in config.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int)):
+            raise errors.BadRequest("config is an object of strings")
+        if key.startswith("limits."):
+            limits[key] = str(value)
+    return limits
+
+
+def _root_disk(devices: Any) -> int | None:
+    if devices in (None, {}):
+        return None
+    if not isinstance(devices, dict) or not all(
+            isinstance(d, dict) for d in devices.values()):
+        raise errors.BadRequest("devices is an object of objects")
+    root = devices.get("root") or {}
+    return _size(root["size"]) if root.get("size") else None
+
+
+def _instance(c: Context, name: str) -> dict[str, Any]:
+    record = c.engine.get(name)
+    return views.instance(record, c.engine.status(name))
+
+
+async def list_instances(request: web.Request) -> web.Response:
+    c = ctx(request)
+    records = await c.call(c.engine.list)
+    level = envelopes.recursion(request)
+    if level <= 0:
+        return envelopes.sync([views.instance_url(r.name) for r in records])
+
+    def full() -> list[dict[str, Any]]:
+        out = []
+        for record in records:
+            lxc_status = c.engine.status(record.name)
+            item = views.instance(record, lxc_status)
+            if level >= 2:
+                item["state"] = views.state(c.engine.state(record.name))
+            out.append(item)
+        return out
+
+    return envelopes.sync(await c.call(full))
+
+
+async def create_instance(request: web.Request) -> web.Response:
+    c = ctx(request)
+    body = await json_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise errors.BadRequest("name is required")
+    if body.get("type", "container") not in ("container", ""):
+        raise errors.BadRequest("Only containers are supported")
+    source = body.get("source") or {}
+    if not isinstance(source, dict) or source.get("type") != "image":
+        raise errors.BadRequest("Only source type 'image' is supported")
+    ref = source.get("alias") or source.get("fingerprint")
+    if not isinstance(ref, str) or not ref:
+        raise errors.BadRequest("source needs an alias or a fingerprint")
+    if source.get("server"):
+        raise errors.BadRequest("Remote image servers are not supported")
+    limits = _limits(body.get("config") or {})
+    root_disk = _root_disk(body.get("devices"))
+    start = bool(body.get("start"))
+
+    def run() -> None:
+        c.engine.create(name, ref, limits=limits, root_disk=root_disk)
+        c.events.lifecycle("instance-created", views.instance_url(name))
+        if start:
+            try:
+                c.engine.start(name)
+            except BaseException:
+                c.engine.delete(name, force=True)
+                raise
+            c.events.lifecycle("instance-started", views.instance_url(name))
+
+    op = c.operations.task(f"Creating instance {name}", resources(name), run)
+    return envelopes.async_(op.to_dict())
+
+
+async def get_instance(request: web.Request) -> web.Response:
+    c = ctx(request)
+    name = request.match_info["name"]
+    data = await c.call(_instance, c, name)
+    if envelopes.recursion(request) >= 1:
+        data["state"] = views.state(await c.call(c.engine.state, name))
+    etag = envelopes.etag_of(views.writable(await c.call(c.engine.get,
+                                                          name)))
+    return envelopes.sync(data, etag=etag)
+
+
+async def _update(request: web.Request, merge: bool) -> web.Response:
+    c = ctx(request)
+    name = request.match_info["name"]
+    body = await json_body(request)
+    record = await c.call(c.engine.get, name)
+    envelopes.check_if_match(request,
+                             envelopes.etag_of(views.writable(record)))
+    if not merge and "restore" in body:
+        snapshot = body["restore"]
+        if not isinstance(snapshot, str) or not snapshot:
+            raise errors.BadRequest("restore names a snapshot")
+
+        def restore() -> None:
+            c.engine.snapshot_restore(name, snapshot)
+            c.events.lifecycle("instance-restored", views.instance_url(name),
+                               {"snapshot": snapshot})
+
+        op = c.operations.task(f"Restoring snapshot {snapshot} of {name}",
+                               resources(name), restore)
+        return envelopes.async_(op.to_dict())
+    current = views.instance_config(record)
+    config = body.get("config", {} if merge else current)
+    limits = _limits(config)
+    for key, value in config.items():
+        if not key.startswith("limits.") and current.get(key) != value:
+            raise errors.BadRequest(f"{key} cannot be changed: only "
+                                    f"limits.* keys can")
+    if merge:
+        limits = {**record.limits, **limits}
+    root_disk = _root_disk(body.get("devices"))
+
+    def run() -> None:
+        c.engine.update(name, limits=limits, root_disk=root_disk)
+        c.events.lifecycle("instance-updated", views.instance_url(name))
+
+    op = c.operations.task(f"Updating instance {name}", resources(name),
+                           run)
+    return envelopes.async_(op.to_dict())
+
+
+async def put_instance(request: web.Request) -> web.Response:
+    return await _update(request, merge=False)
+
+
+async def patch_instance(request: web.Request) -> web.Response:
+    return await _update(request, merge=True)
+
+
+async def delete_instance(request: web.Request) -> web.Response:
+    c = ctx(request)
+    name = request.match_info["name"]
+    if await c.call(c.engine.status, name) != liblxc.STOPPED:
+        raise errors.BadRequest("Instance is running: stop it first")
+
+    def run() -> None:
+        c.engine.delete(name)
+        c.events.lifecycle("instance-deleted", views.instance_url(name))
+
+    op = c.operations.task(f"Deleting instance {name}", resources(name), run)
+    return envelopes.async_(op.to_dict())
