@@ -19,6 +19,10 @@ LOG = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+TRUSTED: web.RequestKey[bool] = web.RequestKey("trusted", bool)
+FINGERPRINT: web.RequestKey[str] = web.RequestKey("fingerprint", str)
+"""sha256 of the client's TLS certificate ('' on the unix socket)."""
+
 # What a client without a trusted certificate may call.
 UNTRUSTED_ALLOWED = {("GET", "/"), ("GET", "/1.0"), ("GET", "/1.0/"),
                      ("POST", "/1.0/certificates")}
@@ -45,7 +49,7 @@ async def error_middleware(request: web.Request,
 
 def is_trusted(request: web.Request) -> bool:
     """Unix socket users are trusted; HTTPS clients by certificate."""
-    return request.get("trusted", False)
+    return request.get(TRUSTED, False)
 
 
 @web.middleware
@@ -54,18 +58,18 @@ async def auth_middleware(request: web.Request,
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport else None
     if sock is not None and sock.family == socket.AF_UNIX:
-        request["trusted"] = True
-        request["fingerprint"] = None
+        request[TRUSTED] = True
+        request[FINGERPRINT] = ""
     else:
         ssl_object = (transport.get_extra_info("ssl_object")
                       if transport else None)
         fingerprint = tls.peer_fingerprint(ssl_object)
-        request["fingerprint"] = fingerprint
+        request[FINGERPRINT] = fingerprint or ""
         # Read on every request: a revoked certificate is refused at
         # once, even on a kept-alive connection.
-        request["trusted"] = (ssl_object is not None
+        request[TRUSTED] = (ssl_object is not None
                               and ctx(request).trust.trusted(fingerprint))
-    if not request["trusted"] and (request.method, request.path) \
+    if not request[TRUSTED] and (request.method, request.path) \
             not in UNTRUSTED_ALLOWED:
         raise errors.Forbidden("not authorized")
     return await handler(request)

@@ -13,7 +13,9 @@ import nova_lxd
 
 PACKAGE = Path(nova_lxd.__file__).parent
 FORBIDDEN = {
-    "engine": ("nova", "nova_lxd.virt", "nova_lxd.privsep"),
+    "engine": ("nova", "nova_lxd.virt", "nova_lxd.privsep",
+               "nova_lxd.daemon"),
+    "daemon": ("nova", "nova_lxd.virt", "nova_lxd.privsep"),
 }
 
 
@@ -35,4 +37,4 @@ def test_layer_does_not_import_upward(layer):
             if any(name == f or name.startswith(f + ".")
                    for f in FORBIDDEN[layer]):
                 bad.append(f"{path.relative_to(PACKAGE)}: {name}")
-    assert not bad, "engine imports upward:\n" + "\n".join(bad)
+    assert not bad, f"{layer} imports upward:\n" + "\n".join(bad)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 
 from aiohttp import web
 
@@ -11,6 +12,9 @@ from nova_lxd.daemon import errors
 from nova_lxd.daemon.context import ctx
 
 TYPES = {"operation", "lifecycle", "logging"}
+WEBSOCKETS: web.AppKey[weakref.WeakSet] = web.AppKey("events",
+                                                     weakref.WeakSet)
+"""Open event streams, closed when the daemon stops."""
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
@@ -23,7 +27,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     hub = ctx(request).events
     queue = hub.subscribe(wanted)
-    request.app["websockets"].add(ws)
+    request.app[WEBSOCKETS].add(ws)
     try:
         reader = request.loop.create_task(ws.receive())
         while not ws.closed:
@@ -36,7 +40,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
         reader.cancel()
     finally:
         hub.unsubscribe(queue)
-        request.app["websockets"].discard(ws)
+        request.app[WEBSOCKETS].discard(ws)
         await ws.close()
     return ws
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from nova_lxd.daemon import envelopes, openapi, views
 from nova_lxd.daemon.context import ctx
-from nova_lxd.daemon.middleware import is_trusted
+from nova_lxd.daemon.middleware import FINGERPRINT, is_trusted
 from nova_lxd.engine import liblxc
 
 API_EXTENSIONS = [
@@ -51,8 +51,8 @@ async def server_info(request: web.Request) -> web.Response:
             "server_version": VERSION, "server_clustered": False,
             "storage": c.engine.config.storage_driver,
             "project": "default", "firewall": "none"}
-        info["auth_user_name"] = request.get("fingerprint") or "root"
-        info["auth_user_method"] = ("tls" if request.get("fingerprint")
+        info["auth_user_name"] = request.get(FINGERPRINT) or "root"
+        info["auth_user_method"] = ("tls" if request.get(FINGERPRINT)
                                     else "unix")
     return envelopes.sync(info)
 
