@@ -86,6 +86,8 @@ class SnapshotRecord:
 class _Meta:
     snapshots: dict[str, SnapshotRecord]
     restoring: dict[str, Any] | None = None
+    frozen_for: str | None = None
+    """Set while a copy keeps the container frozen (recovery thaws)."""
 
     def ready(self, name: str, snapshot: str) -> SnapshotRecord:
         entry = self.snapshots.get(snapshot)
@@ -127,13 +129,15 @@ class Snapshots:
                                      if k in fields})
                    for item in data.get("snapshots", ())]
         return _Meta(snapshots={e.name: e for e in entries},
-                     restoring=data.get("restoring"))
+                     restoring=data.get("restoring"),
+                     frozen_for=data.get("frozen_for"))
 
     def _save(self, name: str, meta: _Meta) -> None:
         fsutil.write_json(self._meta_path(name), {
             "snapshots": [dataclasses.asdict(e)
                           for e in meta.snapshots.values()],
-            "restoring": meta.restoring}, mode=0o600)
+            "restoring": meta.restoring,
+            "frozen_for": meta.frozen_for}, mode=0o600)
 
     # -- create ------------------------------------------------------------
 
@@ -394,7 +398,9 @@ class Snapshots:
                          f" (snapshot {snapshot})" if snapshot else "",
                          target)
                 revert.add(lambda: self.pool.delete_volume(target))
-                with self._frozen_unless(source, snapshot is not None):
+                with self._frozen_unless(source, snapshot is not None,
+                                         f"a copy to {target}"):
+                    _point("copying")
                     rootfs = self.pool.copy_volume(source, target, snapshot)
                 uid, gid = self._shift_copy(src, record, rootfs)
                 record = manager._apply_root_disk(record,
@@ -409,14 +415,24 @@ class Snapshots:
         return record
 
     @contextlib.contextmanager
-    def _frozen_unless(self, name: str, skip: bool) -> Iterator[None]:
+    def _frozen_unless(self, name: str, skip: bool,
+                       why: str) -> Iterator[None]:
         ct = self.manager.open(name)
         if skip or liblxc.state(ct) != liblxc.RUNNING:
             yield
             return
         snapshot_files.syncfs(self.manager.rootfs(name))
-        with self._frozen(name, ct):
-            yield
+        self._mark_frozen(name, why)
+        try:
+            with self._frozen(name, ct):
+                yield
+        finally:
+            self._mark_frozen(name, None)
+
+    def _mark_frozen(self, name: str, why: str | None) -> None:
+        meta = self._load(name)
+        meta.frozen_for = why
+        self._save(name, meta)
 
     def _shift_copy(self, src: ContainerRecord, dst: ContainerRecord,
                     rootfs: Path) -> tuple[int, int]:
@@ -508,6 +524,15 @@ class Snapshots:
             if orphan not in meta.snapshots:
                 self.pool.delete_snapshot(name, orphan)
                 cleaned.append(f"{name}/{orphan} (no metadata)")
+        if meta.frozen_for:
+            ct = self.manager.open(name)
+            if liblxc.state(ct) == liblxc.FROZEN:
+                LOG.warning("Thawing %s, frozen for %s that was "
+                            "interrupted", name, meta.frozen_for)
+                self._thaw(name, ct)
+            cleaned.append(f"{name} (thawed after {meta.frozen_for})")
+            self._mark_frozen(name, None)
+            meta = self._load(name)
         if meta.restoring:
             cleaned.append(f"{name} (restore of "
                            f"{meta.restoring.get('snapshot')} interrupted;"

@@ -96,7 +96,7 @@ def test_sigkill_during_snapshot_operation(engine_root, busybox_tarball,
 
     if child.returncode == -9:
         dead = Engine(pool_config(engine_root, driver), recover=False)
-        if point == "frozen":
+        if point == "frozen" and not delay:
             assert dead.status("victim") == "FROZEN"
         if delay and driver == "dir":  # killed inside the copy
             assert debris(dead)
@@ -120,3 +120,45 @@ def test_sigkill_during_snapshot_operation(engine_root, busybox_tarball,
     again.snapshot_create("victim", "s2" if "s2" not in listed else "s3")
     again.snapshot_restore("victim", "s1")
     assert sh(again, "victim", "cat /data") == "one\n"
+
+
+COPY_CHILD = """
+import os, signal, sys
+from pathlib import Path
+from nova_lxd.engine.api import Engine
+from nova_lxd.engine.config import EngineConfig
+from nova_lxd.engine.containers import snapshots
+
+root, driver, size = sys.argv[1:]
+snapshots.crash_hook = lambda point: (
+    os.kill(os.getpid(), signal.SIGKILL) if point == "copying" else None)
+Engine(EngineConfig(root=Path(root), storage_driver=driver,
+                    storage_size=int(size)), recover=False
+       ).copy("source", "target")
+os._exit(3)
+"""
+
+
+@pytest.mark.parametrize("driver", ["dir", "btrfs"])
+def test_sigkill_while_copying_a_running_container(engine_root,
+                                                   busybox_tarball, driver):
+    """The copy froze its source: recovery thaws it and removes the
+    half-made target."""
+    config = pool_config(engine_root, driver)
+    engine = Engine(config)
+    engine.import_image(busybox_tarball, aliases=("busybox",))
+    engine.launch("source", "busybox")
+    child = subprocess.run(
+        [sys.executable, "-c", COPY_CHILD, str(engine_root), driver,
+         str(config.storage_size)], capture_output=True, text=True,
+        timeout=120)
+    assert child.returncode == -9, child.stderr[-2000:]
+    dead = Engine(pool_config(engine_root, driver), recover=False)
+    assert dead.status("source") == "FROZEN"
+    again = Engine(pool_config(engine_root, driver))
+    assert again.status("source") == "RUNNING"
+    assert [r.name for r in again.list()] == ["source"]
+    assert not again.pool.volume_path("target").exists()
+    again.copy("source", "target")  # the name is free again
+    again.start("target")
+    assert sh(again, "target", "hostname") == "target\n"
