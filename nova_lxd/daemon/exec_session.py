@@ -33,6 +33,7 @@ from nova_lxd.engine.containers.execute import DEFAULT_ENV
 LOG = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0
 OUTPUT_GRACE = 2.0
+CLOSE_TIMEOUT = 5.0
 CHUNK = 65536
 
 
@@ -73,7 +74,8 @@ class ExecSession:
         if self.required <= set(self.sockets):
             self.all_connected.set()
         await self.finished.wait()
-        await ws.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT)
         return ws
 
     # -- the command -------------------------------------------------------

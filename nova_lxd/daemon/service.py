@@ -74,8 +74,10 @@ class Daemon:
         fsutil.make_dirs(self.settings.state_dir, mode=0o700)
         ssl_context = self._tls()
         app = build_app(self.engine, self.settings)
+        # Handlers still running once operations are drained (a client's
+        # long poll) get a few seconds, not aiohttp's default minute.
         self.runner = web.AppRunner(app, handle_signals=False,
-                                    access_log=None)
+                                    access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
         sock = unix_socket(self.socket_path, self.socket_group)
         await web.SockSite(self.runner, sock).start()
