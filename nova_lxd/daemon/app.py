@@ -11,7 +11,7 @@ from nova_lxd.daemon import middleware, routes
 from nova_lxd.daemon.auth.trust import TrustStore
 from nova_lxd.daemon.context import CONTEXT, Context, Settings
 from nova_lxd.daemon.events import EventHub
-from nova_lxd.daemon.handlers.events import WEBSOCKETS
+from nova_lxd.daemon.handlers.events import WEBSOCKETS, close_streams
 from nova_lxd.daemon.handlers.exec import SESSIONS
 from nova_lxd.daemon.operations import Operations
 from nova_lxd.engine.api import Engine
@@ -28,12 +28,7 @@ def build_app(engine: Engine, settings: Settings) -> web.Application:
                            trust=TrustStore(settings.state_dir),
                            events=events, operations=Operations(events))
     app[SESSIONS] = {}
-    app[WEBSOCKETS] = weakref.WeakSet()
+    app[WEBSOCKETS] = weakref.WeakKeyDictionary()
     routes.add_routes(app)
-    app.on_shutdown.append(_close_websockets)
+    app.on_shutdown.append(close_streams)
     return app
-
-
-async def _close_websockets(app: web.Application) -> None:
-    for ws in list(app[WEBSOCKETS]):
-        await ws.close(code=1001, message=b"server shutdown")

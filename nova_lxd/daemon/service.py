@@ -72,6 +72,8 @@ class Daemon:
 
     async def start(self) -> None:
         fsutil.make_dirs(self.settings.state_dir, mode=0o700)
+        # Uploads and exports of a daemon killed mid-way.
+        fsutil.remove_tree(self.settings.state_dir / "uploads")
         ssl_context = self._tls()
         app = build_app(self.engine, self.settings)
         # Handlers still running once operations are drained (a client's

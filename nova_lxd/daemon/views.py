@@ -60,10 +60,12 @@ def instance_devices(record: ContainerRecord) -> dict[str, dict[str, str]]:
         "root": {"type": "disk", "path": "/", "pool": "default"}}
     if record.root_disk_bytes:
         devices["root"]["size"] = str(record.root_disk_bytes)
-    for index, nic in enumerate(record.nics):
-        devices[f"eth{index}"] = {"type": "nic", "nictype": "bridged",
-                                  **{k: str(v) for k, v in
-                                     vars(nic).items() if v is not None}}
+    for nic in record.nics:
+        keys = {"name": nic.name, "host_name": nic.host_name,
+                "parent": nic.link, "hwaddr": nic.hwaddr, "mtu": nic.mtu,
+                "limits.ingress": nic.ingress, "limits.egress": nic.egress}
+        devices[nic.name] = {"type": "nic", "nictype": "bridged", **{
+            k: str(v) for k, v in keys.items() if v is not None}}
     return devices
 
 

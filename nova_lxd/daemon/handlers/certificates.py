@@ -14,6 +14,7 @@ from aiohttp import web
 from nova_lxd.daemon import envelopes, errors
 from nova_lxd.daemon.auth.trust import parse_certificate
 from nova_lxd.daemon.context import ctx
+from nova_lxd.daemon.handlers.events import close_streams
 from nova_lxd.daemon.middleware import is_trusted, json_body
 
 
@@ -97,5 +98,6 @@ async def delete_certificate(request: web.Request) -> web.Response:
     fingerprint = c.trust.get(request.match_info["fingerprint"])[
         "fingerprint"]
     c.trust.remove(fingerprint)
+    await close_streams(request.app, fingerprint)
     c.events.lifecycle("certificate-deleted", _url(fingerprint))
     return envelopes.sync(None)

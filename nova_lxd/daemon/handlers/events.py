@@ -10,11 +10,14 @@ from aiohttp import web
 
 from nova_lxd.daemon import errors
 from nova_lxd.daemon.context import ctx
+from nova_lxd.daemon.middleware import FINGERPRINT
 
 TYPES = {"operation", "lifecycle", "logging"}
-WEBSOCKETS: web.AppKey[weakref.WeakSet] = web.AppKey("events",
-                                                     weakref.WeakSet)
-"""Open event streams, closed when the daemon stops."""
+WEBSOCKETS: web.AppKey[weakref.WeakKeyDictionary] = web.AppKey(
+    "events", weakref.WeakKeyDictionary)
+"""Open event streams and their client's certificate fingerprint ('' on
+the unix socket): closed when the daemon stops or the certificate is
+revoked."""
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
@@ -27,7 +30,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     hub = ctx(request).events
     queue = hub.subscribe(wanted)
-    request.app[WEBSOCKETS].add(ws)
+    request.app[WEBSOCKETS][ws] = request.get(FINGERPRINT, "")
     try:
         reader = request.loop.create_task(ws.receive())
         while not ws.closed:
@@ -40,10 +43,20 @@ async def events(request: web.Request) -> web.WebSocketResponse:
         reader.cancel()
     finally:
         hub.unsubscribe(queue)
-        request.app[WEBSOCKETS].discard(ws)
+        request.app[WEBSOCKETS].pop(ws, None)
         await ws.close()
     return ws
 
 
 async def _first(*tasks: asyncio.Task) -> tuple[set, set]:
     return await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def close_streams(app: web.Application, fingerprint: str = "") -> None:
+    """Close the event streams of ``fingerprint`` (every stream when
+    empty)."""
+    for ws, owner in list(app[WEBSOCKETS].items()):
+        if not fingerprint or owner == fingerprint:
+            await ws.close(code=1008 if fingerprint else 1001,
+                           message=b"certificate revoked" if fingerprint
+                           else b"server shutdown")

@@ -52,8 +52,7 @@ async def create_image(request: web.Request) -> web.Response:
     in the state directory, bounded, then imported by an operation."""
     c = ctx(request)
     if request.content_type == "application/json":
-        await json_body(request)
-        raise errors.BadRequest("Only tarball uploads are supported")
+        return _publish(c, await json_body(request))
     if request.content_type.startswith("multipart/"):
         raise errors.BadRequest("Split images (metadata + rootfs) are not "
                                 "supported: upload a unified tarball")
@@ -103,6 +102,46 @@ async def _receive(request: web.Request, fd: int, limit: int) -> str:
     if size == 0:
         raise errors.BadRequest("Empty image upload")
     return digest.hexdigest()
+
+
+def _publish(c: Context, body: dict[str, Any]) -> web.Response:
+    """An image from an instance (through a temporary snapshot) or from
+    one of its snapshots (``source.name`` = ``instance/snapshot``)."""
+    source = body.get("source") or {}
+    kind = source.get("type") if isinstance(source, dict) else None
+    name = source.get("name") if isinstance(source, dict) else None
+    if kind not in ("snapshot", "instance", "container") or \
+            not isinstance(name, str):
+        raise errors.BadRequest("Only images from an instance or a "
+                                "snapshot can be made: source {type: "
+                                "instance|snapshot, name}")
+    aliases = tuple(a.get("name") for a in body.get("aliases") or []
+                    if isinstance(a, dict) and isinstance(a.get("name"),
+                                                          str))
+    properties = body.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise errors.BadRequest("properties is an object")
+    instance, _, snapshot = name.partition("/")
+    if (kind == "snapshot") != bool(snapshot):
+        raise errors.BadRequest("A snapshot is named instance/snapshot")
+
+    def run() -> dict[str, Any]:
+        snap = snapshot or f"publish-{os.urandom(6).hex()}"
+        if not snapshot:
+            c.engine.snapshot_create(instance, snap)
+        try:
+            image = c.engine.snapshot_export(
+                instance, snap, aliases=aliases, properties=properties)
+        finally:
+            if not snapshot:
+                c.engine.snapshot_delete(instance, snap)
+        c.events.lifecycle("image-created", _url(image.fingerprint))
+        return {"fingerprint": image.fingerprint, "size": image.size}
+
+    op = c.operations.task(f"Publishing {name}",
+                           {"instances": [f"/1.0/instances/{instance}"]},
+                           run)
+    return envelopes.async_(op.to_dict())
 
 
 def _properties(header: str) -> dict[str, str]:

@@ -156,6 +156,8 @@ async def _update(request: web.Request, merge: bool) -> web.Response:
     if merge:
         limits = {**record.limits, **limits}
     root_disk = _root_disk(body.get("devices"))
+    if root_disk == record.root_disk_bytes:
+        root_disk = None  # a GET read back: leave the disk alone
 
     def run() -> None:
         c.engine.update(name, limits=limits, root_disk=root_disk)

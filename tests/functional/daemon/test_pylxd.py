@@ -104,8 +104,17 @@ def test_snapshots(client, image):
     assert [s.name for s in inst.snapshots.all()] == ["snap0"]
     inst.files.put("/etc/marker", b"after")
     snap = inst.snapshots.get("snap0")
+    published = snap.publish(wait=True)
+    assert published.fingerprint != image.fingerprint
     snap.restore(wait=True)
     assert inst.files.get("/etc/marker") == b"before"
+    from_instance = inst.publish(wait=True)
+    copy = client.instances.create(
+        {"name": "s2", "source": {"type": "image",
+                                  "fingerprint": from_instance.fingerprint}},
+        wait=True)
+    assert copy.files.get("/etc/marker") == b"before"
+    copy.delete(wait=True)
     snap.delete(wait=True)
     assert inst.snapshots.all() == []
     inst.delete(wait=True)

@@ -106,9 +106,19 @@ def test_token_trust_single_use_and_revocation(daemon, client, make_cert):
         mallory.authenticate(token)  # already used
     assert not https_client(daemon, make_cert("mallory")).trusted
 
+    stream = alice.events()
+    stream.connect()
     certs = client.certificates.all()
     assert [c.name for c in certs] == ["alice"]
     client.api.certificates[certs[0].fingerprint].delete()
+    # Her open event stream is closed too.
+    closed = False
+    for _ in range(20):
+        if not stream.once():
+            closed = True
+            break
+    assert closed
+    stream.terminate()
     # The same kept-alive session is refused at once.
     with pytest.raises(exceptions.LXDAPIException) as info:
         alice.instances.all()
