@@ -249,3 +249,15 @@ def test_failed_restore_starts_the_container_again(snap_engine,
     monkeypatch.undo()
     e.snapshot_restore("unlucky", "s1")
     assert sh(e, "unlucky", "cat /data") == "one\n"
+
+
+def test_privileged_copy_stays_privileged(snap_engine):
+    e = snap_engine
+    e.create("boss", "busybox", privileged=True)
+    e.snapshot_create("boss", "s1")
+    twin = e.copy("boss", "boss2", snapshot="s1")
+    assert twin.privileged and twin.idmap is None
+    e.start("boss2")
+    assert sh(e, "boss2", "cat /proc/self/uid_map").split() == \
+        ["0", "0", "4294967295"]
+    assert e.snapshot_get("boss", "s1").name == "s1"
