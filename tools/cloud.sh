@@ -178,8 +178,9 @@ source_hash() {
 
 ensure_venv() {
     local want stamp=$VENV/.cloud-install
-    want=$( { printf '%s\n' "${PINS[@]}"; cat "$CONSTRAINTS"; \
-              "$PYTHON" --version; } | sha256sum | cut -d' ' -f1)
+    want=$( { printf '%s\n' "${PINS[@]}"; cat "$CONSTRAINTS" \
+              "$REPO/requirements.txt"; "$PYTHON" --version; } \
+            | sha256sum | cut -d' ' -f1)
     local pip=("$VENV/bin/python" -m pip install -q
                --disable-pip-version-check --root-user-action=ignore)
     if [ ! -x "$VENV/bin/python" ]; then
