@@ -54,6 +54,7 @@ class ExecSession:
         self.finished = asyncio.Event()
         self.pid: int | None = None
         self.master: int | None = None
+        self._open_fds: set[int] = set()
 
     # -- websockets --------------------------------------------------------
 
@@ -113,8 +114,8 @@ class ExecSession:
                                     stdout=slave, stderr=slave)
             finally:
                 os.close(slave)
-            self.master = master
-            return pid, [os.dup(master), master]
+            self.master = master  # kept for window-resize only
+            return pid, [os.dup(master), os.dup(master)]
         pipes = [os.pipe(), os.pipe(), os.pipe()]
         try:
             pid = liblxc.attach(ct, self.argv, env=env, cwd=self.cwd,
@@ -133,6 +134,9 @@ class ExecSession:
     async def _run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         self.pid, fds = await loop.run_in_executor(None, self._attach)
+        # Each pump closes the fd it was given; what a pump cancelled
+        # before it ran did not take is closed here, once.
+        self._open_fds = set(fds)
         outputs = ["0"] if self.interactive else ["1", "2"]
         pumps = [asyncio.ensure_future(self._pump_out(fd, key))
                  for fd, key in zip(fds[1:], outputs, strict=True)]
@@ -144,9 +148,12 @@ class ExecSession:
         finally:
             for task in (*pumps, feeder, control):
                 task.cancel()
+            await asyncio.gather(*pumps, feeder, control,
+                                 return_exceptions=True)
+            for fd in self._open_fds:
+                os.close(fd)
             if self.master is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self.master)
+                os.close(self.master)
         return {"return": os.waitstatus_to_exitcode(status)}
 
     async def _wait_pid(self, pid: int) -> int:
@@ -164,9 +171,14 @@ class ExecSession:
     async def _pump_out(self, fd: int, key: str) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=CHUNK)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader),
-            os.fdopen(fd, "rb", 0))
+        self._open_fds.discard(fd)
+        pipe = os.fdopen(fd, "rb", 0)
+        try:
+            transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        except BaseException:
+            pipe.close()
+            raise
         ws = self.sockets[key]
         try:
             while True:
@@ -182,6 +194,16 @@ class ExecSession:
 
     async def _pump_in(self, fd: int) -> None:
         ws = self.sockets["0"]
+        loop = asyncio.get_running_loop()
+        self._open_fds.discard(fd)
+        pipe = os.fdopen(fd, "wb", 0)
+        try:
+            transport, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, pipe)
+        except BaseException:
+            pipe.close()
+            raise
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
         try:
             while True:
                 msg = await ws.receive()
@@ -191,14 +213,12 @@ class ExecSession:
                     data = msg.data.encode()
                 else:
                     break  # an empty text message, or closed: EOF
-                await asyncio.get_running_loop().run_in_executor(
-                    None, _write_all, fd, data)
+                writer.write(data)
+                await writer.drain()
         except OSError:
             pass  # the command closed its stdin
         finally:
-            if self.master is None or fd != self.master:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            transport.close()
 
     async def _control(self) -> None:
         ws = self.sockets.get("control")
@@ -225,9 +245,3 @@ class ExecSession:
         if width > 0 and height > 0:
             fcntl.ioctl(fd, termios.TIOCSWINSZ,
                         struct.pack("HHHH", height, width, 0, 0))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

@@ -137,3 +137,12 @@ def test_many_operations_at_once(client, busybox_tarball):
         list(pool.map(lambda n: client.instances.get(n).delete(wait=True),
                       names))
     assert client.instances.all() == []
+
+
+def test_large_stdin_and_unread_stdin(running):
+    payload = b"x" * (1024 * 1024)
+    result = running.execute(["wc", "-c"], stdin_payload=payload)
+    assert (result.exit_code, result.stdout.strip()) == (0, "1048576")
+    # A command that never reads its input still ends cleanly.
+    result = running.execute(["sh", "-c", "exit 4"], stdin_payload=payload)
+    assert result.exit_code == 4
