@@ -3,6 +3,7 @@ certificates, trust tokens, revocation, body limits and file escapes."""
 
 from __future__ import annotations
 
+import grp
 import os
 import socket
 import ssl
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pylxd import exceptions
 
 from nova_lxd.daemon.auth.tls import make_certificate
+from tests.functional.daemon.conftest import DaemonProcess
 
 
 @pytest.fixture
@@ -52,6 +54,18 @@ def test_socket_and_key_permissions(daemon):
     assert (st.st_uid, st.st_gid) == (0, 0)
     key = daemon.root / "daemon" / "server.key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+
+
+def test_socket_group(daemon_root):
+    group = grp.getgrnam("nogroup")
+    daemon = DaemonProcess(daemon_root, socket_group="nogroup").start()
+    try:
+        st = os.stat(daemon.socket)
+        assert (st.st_uid, st.st_gid) == (0, group.gr_gid)
+        assert stat.S_IMODE(st.st_mode) == 0o660
+    finally:
+        assert daemon.stop() == 0
+    assert not daemon.socket.exists()
 
 
 def test_server_certificate_and_tls_versions(daemon):
