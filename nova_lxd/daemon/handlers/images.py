@@ -213,6 +213,12 @@ async def add_alias(request: web.Request) -> web.Response:
     name, target = body.get("name"), body.get("target")
     if not isinstance(name, str) or not isinstance(target, str):
         raise errors.BadRequest("name and target are strings")
+    try:
+        await _alias_target(c, name)
+    except errors.NotFound:
+        pass
+    else:
+        raise errors.Conflict(f"Alias {name} already exists")
     await c.call(c.engine.add_image_alias, name, target)
     return envelopes.sync(None, status=201,
                           location=f"/1.0/images/aliases/{name}")
