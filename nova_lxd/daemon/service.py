@@ -71,7 +71,9 @@ class Daemon:
         return tls.server_context(cert, key)
 
     async def start(self) -> None:
-        fsutil.make_dirs(self.settings.state_dir, mode=0o700)
+        # Traversable (the socket's group reaches the socket in it), not
+        # listable; every file in it has its own restrictive mode.
+        fsutil.make_dirs(self.settings.state_dir, mode=0o711)
         # Uploads and exports of a daemon killed mid-way.
         fsutil.remove_tree(self.settings.state_dir / "uploads")
         ssl_context = self._tls()

@@ -72,7 +72,7 @@ def make_certificate(common_name: str) -> tuple[bytes, bytes]:
 def ensure_server_certificate(state_dir: Path) -> tuple[Path, Path]:
     """The daemon's certificate and key, made on first start (key 0600,
     never readable by anyone but root)."""
-    fsutil.make_dirs(state_dir, mode=0o700)
+    fsutil.make_dirs(state_dir, mode=0o711)
     cert_path, key_path = state_dir / CERT_FILE, state_dir / KEY_FILE
     if not (cert_path.exists() and key_path.exists()):
         cert_pem, key_pem = make_certificate(socket.gethostname())

@@ -8,6 +8,8 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import warnings
 
 import pylxd
@@ -56,13 +58,36 @@ def test_socket_and_key_permissions(daemon):
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
 
 
-def test_socket_group(daemon_root):
+def _as_nobody_get(socket_path) -> subprocess.CompletedProcess:
+    """GET /1.0 over the socket as nobody:nogroup."""
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_UNIX)\n"
+        f"s.connect({str(socket_path)!r})\n"
+        "s.sendall(b'GET /1.0 HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')\n"
+        "print(s.recv(65536).decode())\n")
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         sys.executable, "-c", script], capture_output=True, text=True,
+        timeout=30)
+
+
+def test_socket_group(daemon, daemon_root):
+    # Without the group: nobody cannot open the socket.
+    refused = _as_nobody_get(daemon.socket)
+    assert refused.returncode != 0
+    assert "Permission denied" in refused.stderr
+    daemon.stop()
     group = grp.getgrnam("nogroup")
     daemon = DaemonProcess(daemon_root, socket_group="nogroup").start()
     try:
         st = os.stat(daemon.socket)
         assert (st.st_uid, st.st_gid) == (0, group.gr_gid)
         assert stat.S_IMODE(st.st_mode) == 0o660
+        # A member of the group is trusted.
+        allowed = _as_nobody_get(daemon.socket)
+        assert allowed.returncode == 0, allowed.stderr
+        assert '"auth": "trusted"' in allowed.stdout
     finally:
         assert daemon.stop() == 0
     assert not daemon.socket.exists()
