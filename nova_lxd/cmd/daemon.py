@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from oslo_config import cfg
@@ -57,7 +59,33 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         LOG.warning("Host problem: %s", problem)
     asyncio.run(daemon.serve_forever())
+    busy = _busy_workers(grace=1.0)
+    if busy:
+        # Engine calls that outlived [daemon] shutdown_timeout: exit
+        # anyway, as a SIGKILL would; the engine recovers their work
+        # on its next start.
+        LOG.warning("Exiting with %d engine calls still running",
+                    len(busy))
+        logging_flush()
+        os._exit(0)
     return 0
+
+
+def _busy_workers(grace: float) -> list[str]:
+    """Worker threads still running after ``grace`` s (idle ones end at
+    once once the pool is shut down)."""
+    deadline = time.monotonic() + grace
+    workers = [t for t in threading.enumerate()
+               if t.name.startswith("nlxd-op")]
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in workers if t.is_alive()]
+
+
+def logging_flush() -> None:
+    import logging as std_logging
+    for handler in std_logging.getLogger().handlers:
+        handler.flush()
 
 
 if __name__ == "__main__":
