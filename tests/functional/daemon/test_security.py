@@ -218,3 +218,22 @@ def test_file_escapes_refused(client, busybox_tarball):
     assert r.status_code != 200
     inst.stop(wait=True)
     inst.delete(wait=True)
+
+
+def test_trusted_https_client_end_to_end(daemon, client, make_cert,
+                                         busybox_tarball):
+    cert = make_cert("carol")
+    with open(cert[0], "rb") as f:
+        client.certificates.create("", f.read(), name="carol")
+    carol = https_client(daemon, cert)
+    img = pylxd.models.Image.create(carol, busybox_tarball.read_bytes())
+    inst = carol.instances.create(
+        {"name": "h1", "source": {"type": "image",
+                                  "fingerprint": img.fingerprint},
+         "start": True}, wait=True)
+    result = inst.execute(["sh", "-c", "echo over-tls; exit 2"])
+    assert (result.exit_code, result.stdout) == (2, "over-tls\n")
+    inst.files.put("/tmp/x", b"tls file")
+    assert inst.files.get("/tmp/x") == b"tls file"
+    inst.stop(wait=True)
+    inst.delete(wait=True)
