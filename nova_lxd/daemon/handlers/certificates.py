@@ -41,14 +41,6 @@ async def add_certificate(request: web.Request) -> web.Response:
         if not is_trusted(request):
             raise errors.Forbidden("not authorized")
         return _token(request, name)
-    if not is_trusted(request):
-        if body.get("password"):
-            raise errors.Forbidden("Trust passwords are not supported: "
-                                   "use a trust token")
-        token = body.get("trust_token")
-        if not isinstance(token, str):
-            raise errors.Forbidden("not authorized")
-        name = name or c.trust.use_token(token)
     cert_text = body.get("certificate") or ""
     if not isinstance(cert_text, str):
         raise errors.BadRequest("certificate is a string")
@@ -56,6 +48,18 @@ async def add_certificate(request: web.Request) -> web.Response:
         pem, fingerprint = _parse(cert_text)
     else:
         pem, fingerprint = _peer(request)
+    if c.trust.trusted(fingerprint):
+        raise errors.Conflict("Certificate already in trust store")
+    if not is_trusted(request):
+        if body.get("password"):
+            raise errors.Forbidden("Trust passwords are not supported: "
+                                   "use a trust token")
+        token = body.get("trust_token")
+        if not isinstance(token, str):
+            raise errors.Forbidden("not authorized")
+        # Always spent and checked, whatever else the body says.
+        token_name = c.trust.use_token(token)
+        name = name or token_name
     entry = c.trust.add(pem, fingerprint, name)
     c.events.lifecycle("certificate-created", _url(fingerprint))
     return envelopes.sync(None, status=201,

@@ -127,9 +127,15 @@ def test_untrusted_clients(daemon, make_cert):
                      "/1.0/openapi.json"):
             r = https_session(daemon, cert).get(daemon.url + path)
             assert r.status_code == 403, path
-        r = https_session(daemon, cert).post(
-            daemon.url + "/1.0/certificates", json={"trust_token": "bogus"})
-        assert r.status_code == 403
+        for body in ({"trust_token": "bogus"},
+                     {"trust_token": "bogus", "name": "me"},
+                     {"trust_token": "", "name": "me"},
+                     {"name": "me"}, {"password": "x", "name": "me"}):
+            r = https_session(daemon, cert).post(
+                daemon.url + "/1.0/certificates", json=body)
+            assert r.status_code in (400, 403), body
+            assert https_client(daemon, cert).host_info["auth"] == \
+                "untrusted"
 
 
 def test_token_trust_single_use_and_revocation(daemon, client, make_cert):
