@@ -85,6 +85,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f"Invalid JSON body: {exc}") from exc
+    except RecursionError:
+        raise errors.BadRequest("Invalid JSON body: nested too deeply"
+                                ) from None
     if not isinstance(data, dict):
         raise errors.BadRequest("The request body is a JSON object")
     return data

@@ -85,6 +85,9 @@ def ensure_server_certificate(state_dir: Path) -> tuple[Path, Path]:
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # A client's identity is its handshake's certificate, never swapped
+    # by a renegotiation on the same connection.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.load_cert_chain(cert_path, key_path)
     ctx.verify_mode = ssl.CERT_OPTIONAL
     _accept_any_client_certificate(ctx)

@@ -81,3 +81,16 @@ def test_error_middleware_hides_tracebacks():
     assert response.status == 500
     assert "shadow" not in response.text
     assert '"type": "error"' in response.text
+
+
+def test_json_body_limits():
+    async def read(raw: bytes):
+        request = make_mocked_request("POST", "/1.0/instances")
+        request.read = mock.AsyncMock(return_value=raw)
+        return await middleware.json_body(request)
+
+    assert asyncio.run(read(b"")) == {}
+    assert asyncio.run(read(b'{"a": 1}')) == {"a": 1}
+    for raw in (b"[1]", b"{", b"\xff", b"[" * 100000 + b"]" * 100000):
+        with pytest.raises(errors.BadRequest):
+            asyncio.run(read(raw))
