@@ -25,6 +25,8 @@ class Settings:
     max_upload_size: int = 8 * 1024 ** 3
     trust_token_ttl: int = 3600
     https_address: str = ""
+    addresses: list[str] = dataclasses.field(default_factory=list)
+    """Where clients reach the HTTPS API (wildcards expanded)."""
     server_certificate: str = ""
     """PEM of the HTTPS certificate ('' while HTTPS is off)."""
     server_fingerprint: str = ""

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from oslo_log import log as logging
 
+from nova_lxd.daemon import addresses
 from nova_lxd.daemon.app import build_app
 from nova_lxd.daemon.auth import tls
 from nova_lxd.daemon.context import CONTEXT, Settings
@@ -44,11 +45,6 @@ def unix_socket(path: Path, group: str) -> socket.socket:
     return sock
 
 
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "::", int(port or 8443)
-
-
 class Daemon:
     def __init__(self, engine: Engine, settings: Settings, *,
                  socket_path: Path, socket_group: str = "",
@@ -65,6 +61,8 @@ class Daemon:
         if not self.settings.https_address:
             return None
         cert, key = tls.ensure_server_certificate(self.settings.state_dir)
+        self.settings.addresses = addresses.advertised(
+            self.settings.https_address)
         pem = cert.read_bytes()
         self.settings.server_certificate = pem.decode()
         self.settings.server_fingerprint = tls.fingerprint_pem(pem)
@@ -87,7 +85,7 @@ class Daemon:
         await web.SockSite(self.runner, sock).start()
         LOG.info("Listening on %s", self.socket_path)
         if ssl_context is not None:
-            host, port = split_address(self.settings.https_address)
+            host, port = addresses.split_address(self.settings.https_address)
             await web.TCPSite(self.runner, host, port,
                               ssl_context=ssl_context).start()
             LOG.info("Listening on https://%s (certificate %s)",

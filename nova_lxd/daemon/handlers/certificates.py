@@ -85,7 +85,7 @@ def _token(request: web.Request, name: str) -> web.Response:
     settings = c.settings
     token = c.trust.new_token(
         name, settings.trust_token_ttl, settings.server_fingerprint,
-        [settings.https_address] if settings.https_address else [])
+        settings.addresses)
     op = c.operations.task("Trust token", {}, lambda: None)
     op.kind = "token"
     op.metadata = {"request": {"name": name, "type": "client"}, **token}

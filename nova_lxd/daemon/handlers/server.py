@@ -39,8 +39,7 @@ async def server_info(request: web.Request) -> web.Response:
         uname = platform.uname()
         info["config"] = {"core.https_address": settings.https_address}
         info["environment"] = {
-            "addresses": ([settings.https_address]
-                          if settings.https_address else []),
+            "addresses": settings.addresses,
             "architectures": [views.architecture()],
             "certificate": settings.server_certificate,
             "certificate_fingerprint": settings.server_fingerprint,

@@ -3,7 +3,9 @@ certificates, trust tokens, revocation, body limits and file escapes."""
 
 from __future__ import annotations
 
+import base64
 import grp
+import json
 import os
 import socket
 import ssl
@@ -140,6 +142,10 @@ def test_untrusted_clients(daemon, make_cert):
 
 def test_token_trust_single_use_and_revocation(daemon, client, make_cert):
     token = pylxd.models.Certificate.create_token(client, name="alice")
+    decoded = json.loads(base64.b64decode(token))
+    assert decoded["addresses"] == [f"127.0.0.1:{daemon.port}"]
+    assert decoded["fingerprint"] == client.host_info["environment"][
+        "certificate_fingerprint"]
     alice = https_client(daemon, make_cert("alice"))
     alice.authenticate(token)
     assert alice.trusted

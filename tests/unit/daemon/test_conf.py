@@ -9,6 +9,7 @@ from oslo_config import cfg
 from nova_lxd import conf
 from nova_lxd.cmd import daemon as cmd
 from nova_lxd.conf import daemon as daemon_conf
+from nova_lxd.daemon import addresses
 
 
 def _conf(tmp_path: Path, **daemon_opts) -> cfg.ConfigOpts:
@@ -47,7 +48,17 @@ def test_overrides(tmp_path, monkeypatch):
 
 
 def test_split_address():
-    from nova_lxd.daemon.service import split_address
-    assert split_address("[::1]:8443") == ("::1", 8443)
-    assert split_address("127.0.0.1:9000") == ("127.0.0.1", 9000)
-    assert split_address(":8443") == ("::", 8443)
+    assert addresses.split_address("[::1]:8443") == ("::1", 8443)
+    assert addresses.split_address("127.0.0.1:9000") == ("127.0.0.1", 9000)
+    assert addresses.split_address(":8443") == ("::", 8443)
+
+
+def test_advertised_addresses(monkeypatch):
+    monkeypatch.setattr(addresses, "host_addresses",
+                        lambda ipv6: ["192.0.2.2"] + (["fd00::2"] if ipv6
+                                                      else []))
+    assert addresses.advertised("") == []
+    assert addresses.advertised("10.0.0.1:8443") == ["10.0.0.1:8443"]
+    assert addresses.advertised("0.0.0.0:8443") == ["192.0.2.2:8443"]
+    assert addresses.advertised("[::]:8443") == ["192.0.2.2:8443",
+                                                 "[fd00::2]:8443"]
