@@ -55,6 +55,7 @@ class ExecSession:
         self.pid: int | None = None
         self.master: int | None = None
         self._open_fds: set[int] = set()
+        self.cancelled = False
 
     # -- websockets --------------------------------------------------------
 
@@ -88,12 +89,19 @@ class ExecSession:
         except TimeoutError:
             raise errors.BadRequest("The client did not connect its "
                                     "websockets in time") from None
+        if self.cancelled:
+            self.finished.set()
+            raise errors.ApiError("Operation cancelled before the command "
+                                  "started", 400)
         try:
             return await self._run()
         finally:
             self.finished.set()
 
     def cancel(self) -> None:
+        """Kill the command, or never start it if it has not started."""
+        self.cancelled = True
+        self.all_connected.set()
         if self.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)

@@ -146,3 +146,14 @@ def test_large_stdin_and_unread_stdin(running):
     # A command that never reads its input still ends cleanly.
     result = running.execute(["sh", "-c", "exit 4"], stdin_payload=payload)
     assert result.exit_code == 4
+
+
+def test_cancel_before_connecting(client, running):
+    r = client.api.instances["x1"].exec.post(json={
+        "command": ["touch", "/tmp/ran"], "wait-for-websocket": True})
+    op_id = r.json()["metadata"]["id"]
+    client.api.operations[op_id].delete()
+    done = client.api.operations[op_id].wait.get(
+        params={"timeout": 10}).json()["metadata"]
+    assert done["status"] == "Cancelled"
+    assert running.execute(["test", "-e", "/tmp/ran"]).exit_code == 1
