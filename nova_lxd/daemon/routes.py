@@ -34,7 +34,7 @@ class Route(NamedTuple):
 _INSTANCE = [
     Route("GET", "", instances.list_instances, "List instances"),
     Route("POST", "", instances.create_instance,
-          "Create an instance from an image", "async"),
+          "Create an instance from an image or as a copy", "async"),
     Route("GET", "/{name}", instances.get_instance, "Get an instance"),
     Route("PUT", "/{name}", instances.put_instance,
           "Replace an instance's limits, or restore a snapshot", "async"),

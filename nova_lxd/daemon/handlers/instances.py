@@ -89,8 +89,12 @@ async def create_instance(request: web.Request) -> web.Response:
     if body.get("type", "container") not in ("container", ""):
         raise errors.BadRequest("Only containers are supported")
     source = body.get("source") or {}
-    if not isinstance(source, dict) or source.get("type") != "image":
-        raise errors.BadRequest("Only source type 'image' is supported")
+    if not isinstance(source, dict) or source.get("type") not in (
+            "image", "copy"):
+        raise errors.BadRequest("Only source types 'image' and 'copy' "
+                                "are supported")
+    if source["type"] == "copy":
+        return _copy(c, name, source, body)
     ref = source.get("alias") or source.get("fingerprint")
     if not isinstance(ref, str) or not ref:
         raise errors.BadRequest("source needs an alias or a fingerprint")
@@ -112,6 +116,28 @@ async def create_instance(request: web.Request) -> web.Response:
             c.events.lifecycle("instance-started", views.instance_url(name))
 
     op = c.operations.task(f"Creating instance {name}", resources(name), run)
+    return envelopes.async_(op.to_dict())
+
+
+def _copy(c: Context, name: str, source: dict[str, Any],
+          body: dict[str, Any]) -> web.Response:
+    """A new stopped instance from another (``source.source`` =
+    ``instance`` or ``instance/snapshot``) with its limits."""
+    origin = source.get("source")
+    if not isinstance(origin, str) or not origin:
+        raise errors.BadRequest("source.source names the instance (or "
+                                "instance/snapshot) to copy")
+    if body.get("config") or body.get("devices") or body.get("start"):
+        raise errors.BadRequest("A copy keeps its source's config: "
+                                "change it after the copy")
+    instance, _, snapshot = origin.partition("/")
+
+    def run() -> None:
+        c.engine.copy(instance, name, snapshot=snapshot or None)
+        c.events.lifecycle("instance-created", views.instance_url(name))
+
+    op = c.operations.task(f"Copying {origin} to {name}",
+                           resources(name), run)
     return envelopes.async_(op.to_dict())
 
 

@@ -115,8 +115,18 @@ def test_snapshots(client, image):
         wait=True)
     assert copy.files.get("/etc/marker") == b"before"
     copy.delete(wait=True)
+    copy = client.instances.create(
+        {"name": "s3", "source": {"type": "copy", "source": "s1/snap0"}},
+        wait=True)
+    assert copy.files.get("/etc/marker") == b"before"
+    copy.delete(wait=True)
     snap.delete(wait=True)
     assert inst.snapshots.all() == []
+    clone = client.instances.create(
+        {"name": "s4", "source": {"type": "copy", "source": "s1"}},
+        wait=True)
+    assert clone.files.get("/etc/marker") == b"before"
+    clone.delete(wait=True)
     inst.delete(wait=True)
 
 
