@@ -123,6 +123,8 @@ class Operations:
                    ) -> None:
         try:
             result = await body()
+            if result is not None:
+                op.metadata = {**(op.metadata or {}), **result}
         except asyncio.CancelledError:
             op.err = "Operation cancelled"
             self._finish(op, CANCELLED)
@@ -136,8 +138,6 @@ class Operations:
             self._finish(op, CANCELLED if op.status_code == CANCELLING
                          else FAILURE)
             return
-        if result is not None:
-            op.metadata = {**(op.metadata or {}), **result}
         self._finish(op, CANCELLED if op.status_code == CANCELLING
                      else SUCCESS)
 
