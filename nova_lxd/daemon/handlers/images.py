@@ -17,6 +17,7 @@ from nova_lxd.daemon import envelopes, errors, views
 from nova_lxd.daemon.context import Context, ctx
 from nova_lxd.daemon.middleware import json_body
 from nova_lxd.engine import errors as engine_errors
+from nova_lxd.engine.images.store import Image
 
 CHUNK = 1024 * 1024
 
@@ -39,9 +40,18 @@ async def list_images(request: web.Request) -> web.Response:
     return envelopes.sync([_url(i.fingerprint) for i in images])
 
 
+async def _by_fingerprint(c: Context, ref: str) -> Image:
+    """The image whose fingerprint starts with ``ref`` (the engine also
+    resolves aliases: here, as in LXD, only fingerprints)."""
+    image = await c.call(c.engine.get_image, ref)
+    if not image.fingerprint.startswith(ref):
+        raise errors.NotFound(f"Image {ref} not found")
+    return image
+
+
 async def get_image(request: web.Request) -> web.Response:
     c = ctx(request)
-    image = await c.call(c.engine.get_image, request.match_info["fp"])
+    image = await _by_fingerprint(c, request.match_info["fp"])
     data = views.image(image)
     return envelopes.sync(data, etag=envelopes.etag_of(
         {"properties": data["properties"], "public": False}))
@@ -150,7 +160,7 @@ def _properties(header: str) -> dict[str, str]:
 
 async def delete_image(request: web.Request) -> web.Response:
     c = ctx(request)
-    image = await c.call(c.engine.get_image, request.match_info["fp"])
+    image = await _by_fingerprint(c, request.match_info["fp"])
 
     def run() -> None:
         c.engine.delete_image(image.fingerprint)
@@ -165,7 +175,7 @@ async def export_image(request: web.Request) -> web.StreamResponse:
     """The image's tarball: copied by the engine to a private file that
     is unlinked at once and streamed from its descriptor."""
     c = ctx(request)
-    image = await c.call(c.engine.get_image, request.match_info["fp"])
+    image = await _by_fingerprint(c, request.match_info["fp"])
     dest = _uploads(c) / f"export-{os.urandom(8).hex()}"
     await c.call(c.engine.export_image, image.fingerprint, dest)
     with open(dest, "rb") as src:

@@ -95,9 +95,15 @@ def test_aliases(client, image):
     client.api.images.aliases["bb/latest"].delete()
     with pytest.raises(exceptions.NotFound):
         client.api.images.aliases["bb/latest"].get()
-    # A fingerprint prefix is not an alias.
+    # A fingerprint prefix is not an alias, nor an alias a fingerprint.
     with pytest.raises(exceptions.NotFound):
         client.api.images.aliases[image.fingerprint[:12]].get()
+    client.api.images.aliases.post(json={"name": "bb",
+                                         "target": image.fingerprint})
+    with pytest.raises(exceptions.NotFound):
+        client.api.images["bb"].get()
+    assert client.api.images[image.fingerprint[:12]].get().json()[
+        "metadata"]["fingerprint"] == image.fingerprint
 
 
 def test_expired_token(daemon_root, tmp_path):
