@@ -55,3 +55,35 @@ def test_sigkill_then_restart(daemon, client, busybox_tarball):
         again.instances.get("k1").stop(wait=True)
     finally:
         assert restarted.stop() == 0
+
+
+def test_sigkill_during_creates(daemon, client, busybox_tarball):
+    img = pylxd.models.Image.create(client, busybox_tarball.read_bytes())
+    names = [f"z{i}" for i in range(6)]
+    for name in names:
+        client.api.instances.post(json={
+            "name": name, "source": {"type": "image",
+                                     "fingerprint": img.fingerprint}})
+    time.sleep(0.3)
+    daemon.stop(signal.SIGKILL)
+    restarted = DaemonProcess(daemon.root).start()
+    try:
+        again = pylxd.Client(endpoint=str(restarted.socket))
+        present = {i.name for i in again.instances.all()}
+        assert present <= set(names)
+        on_disk = {p.name for p in (daemon.root / "containers").iterdir()
+                   if p.is_dir()}
+        assert on_disk == present  # nothing half made is left behind
+        for name in present:  # each one that is there works
+            inst = again.instances.get(name)
+            inst.start(wait=True)
+            inst.stop(wait=True)
+            inst.delete(wait=True)
+        # Names of lost creates are free again.
+        for name in set(names) - present:
+            again.instances.create(
+                {"name": name, "source": {"type": "image",
+                                          "fingerprint": img.fingerprint}},
+                wait=True).delete(wait=True)
+    finally:
+        assert restarted.stop() == 0
