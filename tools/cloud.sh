@@ -263,7 +263,7 @@ configure() {
         "instances_path=$CLOUD/nova/instances" \
         resume_guests_state_on_host_boot=True \
         instance_usage_audit=False heal_instance_info_cache_interval=-1 \
-        cpu_allocation_ratio=32.0
+        cpu_allocation_ratio=32.0 graceful_shutdown_timeout=10
     ini "$f" api auth_strategy=keystone
     ini "$f" wsgi "api_paste_config=$ETC/nova/api-paste.ini"
     ini "$f" api_database "connection=$(db_url nova_api)"
@@ -644,10 +644,18 @@ cmd_up() {
 }
 
 cmd_down() {
-    local i
-    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-        stop "${SERVICES[i]}"
+    # The OpenStack services at once (each may take a few seconds to
+    # finish what it does), then the broker and the database.
+    local s
+    for s in "${SERVICES[@]}"; do
+        case "$s" in
+            mariadb|rabbitmq) ;;
+            *) stop "$s" & ;;
+        esac
     done
+    wait
+    stop rabbitmq
+    stop mariadb
 }
 
 cmd_purge() {
