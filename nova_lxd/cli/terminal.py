@@ -36,7 +36,9 @@ def raw(fd: int | None = None) -> Iterator[None]:
         return
     old = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        # TCSANOW, not setraw's default TCSAFLUSH: keys typed before the
+        # command started are kept and sent, not thrown away.
+        tty.setraw(fd, termios.TCSANOW)
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, old)

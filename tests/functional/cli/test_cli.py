@@ -4,8 +4,16 @@ user sees (one line, exit status 1, never a traceback)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 
 
 def test_image_import_list_and_alias(nlxc, busybox_image):
@@ -112,3 +120,42 @@ def test_unreachable_daemon_says_where(nlxc, tmp_path):
     assert str(tmp_path / "gone.sock") in message
     assert "is nlxd running" in message
     assert not os.path.exists(tmp_path / "nlxc" / "config.yml")
+
+
+def test_interactive_exec_on_a_pty(nlxc, busybox_image):
+    """On a terminal, exec gets a pty of the terminal's size, and the
+    exit code still comes back."""
+    nlxc("launch", busybox_image, "tty1")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                struct.pack("HHHH", 33, 101, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nova_lxd.cli.main", "exec", "tty1",
+         "--", "sh"], env=nlxc.env, stdin=slave, stdout=slave,
+        stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        os.write(master, b"stty size; echo $TERM; exit 5\n")
+        seen = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: nlxc has exited
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(30) == 5, seen
+        assert b"33 101" in seen, seen
+        assert b"Traceback" not in seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        nlxc("delete", "--force", "tty1")

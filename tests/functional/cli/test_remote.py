@@ -83,6 +83,16 @@ def test_pinned_certificate_changed_is_refused(nlxc, daemon, tmp_path):
     assert "does not match the one pinned" in message
 
 
+def test_remote_add_takes_the_address_from_the_token(nlxc, daemon):
+    token = _token(nlxc, "addressed")
+    assert _decoded(token)["addresses"]
+    nlxc("remote", "add", "srv", "--token", token)
+    assert json.loads(nlxc.out("list", "srv:", "-f", "json")) is not None
+    remotes = json.loads(nlxc.out("remote", "list", "-f", "json"))
+    assert {"name": "srv", "addr": daemon.url} in [
+        {"name": r["name"], "addr": r["addr"]} for r in remotes]
+
+
 def test_remote_add_without_token_or_consent(nlxc, daemon):
     assert "pass --token" in nlxc.fails("remote", "add", "srv",
                                         daemon.url,
