@@ -110,8 +110,11 @@ def test_errors_are_one_line(nlxc, busybox_image, tmp_path):
         assert nlxc.fails("file", "pull", "c2/no/such/file", "-")
         result = nlxc("exec", "c2", "--", "/no/such/command", check=False)
         assert result.returncode != 0
+        nlxc("launch", "--no-start", busybox_image, "c3")
+        assert "stopped" in nlxc.fails("exec", "c3", "--", "true")
     finally:
         nlxc("delete", "--force", "c2")
+        nlxc("delete", "c3", check=False)
 
 
 def test_unreachable_daemon_says_where(nlxc, tmp_path):

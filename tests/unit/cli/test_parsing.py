@@ -136,3 +136,25 @@ def test_ipv4_column():
     assert instances.ipv4(state) == "10.0.0.5 (eth0)"
     assert instances.ipv4(state, "inet6") == ""
     assert instances.ipv4(None) == ""
+
+
+def test_console_detach_key_is_ctrl_a_q():
+    from nova_lxd.cli.streams import DetachKey
+    key = DetachKey()
+    assert not key(b"q")
+    assert not key(b"abc\x01")
+    assert key(b"q")
+    assert DetachKey()(b"x\x01q")
+    assert not DetachKey()(b"\x01xq")
+
+
+def test_trust_token_assembled_like_lxd():
+    from nova_lxd.cli.commands.trust import token_of
+    assert token_of({"token": "ready"}) == "ready"
+    meta = {"request": {"name": "laptop"}, "fingerprint": "ab",
+            "addresses": ["h:8443"], "secret": "s", "expires_at": "t"}
+    decoded = remotes.decode_token(token_of(meta))
+    assert decoded["client_name"] == "laptop"
+    assert decoded["secret"] == "s"
+    with pytest.raises(CliError):
+        token_of({"request": {}})
