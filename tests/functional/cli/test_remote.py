@@ -23,7 +23,8 @@ def _forged(token: str, fingerprint: str) -> str:
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
-def test_remote_add_with_token_pins_and_works(nlxc, daemon, tmp_path):
+def test_remote_add_with_token_pins_and_works(nlxc, daemon, tmp_path,
+                                              busybox_image):
     token = _token(nlxc)
     server_fp = _decoded(token)["fingerprint"]
     out = nlxc.out("remote", "add", "srv", daemon.url, "--token", token)
@@ -39,6 +40,22 @@ def test_remote_add_with_token_pins_and_works(nlxc, daemon, tmp_path):
     assert json.loads(nlxc.out("list", "srv:", "--format", "json")) == []
     trusted = json.loads(nlxc.out("trust", "list", "-f", "json"))
     assert "laptop" in [c["name"] for c in trusted]
+
+    # Everything travels over HTTPS too, websockets included.
+    nlxc("launch", f"srv:{busybox_image}", "srv:h1")
+    try:
+        result = nlxc("exec", "srv:h1", "--", "sh", "-c",
+                      "cat; echo e >&2; exit 4", input=b"in\n",
+                      check=False)
+        assert (result.returncode, result.stdout, result.stderr) == (
+            4, b"in\n", b"e\n")
+        src = tmp_path / "f"
+        src.write_bytes(b"over https")
+        nlxc("file", "push", str(src), "srv:h1/tmp/f")
+        assert nlxc("file", "pull", "srv:h1/tmp/f", "-").stdout == (
+            b"over https")
+    finally:
+        nlxc("delete", "--force", "srv:h1")
 
     # Revoked: the next request over HTTPS is refused, cleanly.
     fp = next(c["fingerprint"] for c in trusted if c["name"] == "laptop")
