@@ -4,9 +4,9 @@ client's websockets by the event loop, its exit code the operation's
 ``return``.
 
 The engine's ``execute`` collects output until the command ends; here
-output must stream, so the command is attached with liblxc directly
-(through the engine's own wrapper) and watched with a pidfd: no thread
-is held for the command's life.
+output must stream, so the command is started with ``Engine.attach`` on
+our pipes or pty and watched with a pidfd: no thread is held for the
+command's life.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from aiohttp import WSMsgType, web
 from oslo_log import log as logging
 
 from nova_lxd.daemon import errors
-from nova_lxd.engine import liblxc
 from nova_lxd.engine.api import Engine
-from nova_lxd.engine.containers.execute import DEFAULT_ENV
 
 LOG = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0
@@ -109,27 +107,25 @@ class ExecSession:
     def _attach(self) -> tuple[int, list[int]]:
         """Start the command; its pid and our ends (stdin, stdout[,
         stderr]) of its fds."""
-        if self.engine.status(self.name) != liblxc.RUNNING:
-            raise errors.Conflict(f"Instance {self.name} is not running")
-        ct = self.engine.containers.open(self.name)
-        env = {**DEFAULT_ENV, **self.env}
+        def start(stdin: int, stdout: int, stderr: int) -> int:
+            return self.engine.attach(
+                self.name, self.argv, env=self.env, cwd=self.cwd,
+                uid=self.uid, gid=self.gid, stdin=stdin, stdout=stdout,
+                stderr=stderr)
+
         if self.interactive:
             master, slave = os.openpty()
             self._resize(master, *self.size)
             try:
-                pid = liblxc.attach(ct, self.argv, env=env, cwd=self.cwd,
-                                    uid=self.uid, gid=self.gid, stdin=slave,
-                                    stdout=slave, stderr=slave)
+                pid = start(slave, slave, slave)
             finally:
                 os.close(slave)
             self.master = master  # kept for window-resize only
+            self._resize(master, *self.size)  # a resize that came meanwhile
             return pid, [os.dup(master), os.dup(master)]
         pipes = [os.pipe(), os.pipe(), os.pipe()]
         try:
-            pid = liblxc.attach(ct, self.argv, env=env, cwd=self.cwd,
-                                uid=self.uid, gid=self.gid,
-                                stdin=pipes[0][0], stdout=pipes[1][1],
-                                stderr=pipes[2][1])
+            pid = start(pipes[0][0], pipes[1][1], pipes[2][1])
         except BaseException:
             for r, w in pipes:
                 os.close(r)
@@ -148,8 +144,8 @@ class ExecSession:
         outputs = ["0"] if self.interactive else ["1", "2"]
         pumps = [asyncio.ensure_future(self._pump_out(fd, key))
                  for fd, key in zip(fds[1:], outputs, strict=True)]
-        feeder = asyncio.ensure_future(self._pump_in(fds[0]))
         control = asyncio.ensure_future(self._control())
+        feeder = asyncio.ensure_future(self._pump_in(fds[0]))
         try:
             status = await self._wait_pid(self.pid)
             await asyncio.wait(pumps, timeout=OUTPUT_GRACE)
@@ -238,10 +234,12 @@ class ExecSession:
             try:
                 command = json.loads(msg.data)
                 args = command.get("args") or {}
-                if command.get("command") == "window-resize" and \
-                        self.master is not None:
-                    self._resize(self.master, int(args["width"]),
-                                 int(args["height"]))
+                if command.get("command") == "window-resize":
+                    # Kept for the pty when the command is not started
+                    # yet (clients resize right after connecting).
+                    self.size = (int(args["width"]), int(args["height"]))
+                    if self.master is not None:
+                        self._resize(self.master, *self.size)
                 elif command.get("command") == "signal" and self.pid:
                     os.kill(self.pid, int(command["signal"]))
             except (ValueError, KeyError, TypeError, AttributeError,

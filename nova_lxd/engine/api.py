@@ -25,7 +25,12 @@ from oslo_log import log as logging
 from nova_lxd.engine import errors, fsutil, host, liblxc, storage
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers import console, criu, execute, power
-from nova_lxd.engine.containers.files import RootfsFile, write_files
+from nova_lxd.engine.containers.files import (
+    RootfsEntry,
+    RootfsFile,
+    read_entry,
+    write_files,
+)
 from nova_lxd.engine.containers.manager import ContainerManager
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.snapshots import SnapshotRecord, Snapshots
@@ -299,6 +304,24 @@ class Engine:
         with self.containers.locked(name) as record:
             write_files(record, self.containers.rootfs(name),
                         [f.validate() for f in files])
+
+    def attach(self, name: str, argv: list[str], *,
+               env: dict[str, str] | None = None, cwd: str = "/",
+               uid: int = 0, gid: int = 0, stdin: int, stdout: int,
+               stderr: int) -> int:
+        """Start a command in the running container on the caller's file
+        descriptors (a pty or pipes) and return its pid, for callers that
+        stream (the daemon's exec); ``execute`` collects output instead."""
+        self.containers.get(name)
+        return execute.start(name, self.containers.open(name), argv,
+                             env=env, cwd=cwd, uid=uid, gid=gid,
+                             stdin=stdin, stdout=stdout, stderr=stderr)
+
+    def pull_file(self, name: str, path: str) -> RootfsEntry:
+        """A file, directory listing or symlink target of the container,
+        read without following symlinks out of its rootfs."""
+        return read_entry(self.get(name), self.containers.rootfs(name),
+                          path)
 
     def console_log(self, name: str, max_bytes: int = 1024 * 1024) -> str:
         self.containers.get(name)

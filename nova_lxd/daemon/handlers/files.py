@@ -20,9 +20,7 @@ def _path(request: web.Request) -> str:
 
 
 def _pull(c: Context, name: str, path: str) -> rootfs_files.RootfsEntry:
-    record = c.engine.get(name)
-    return rootfs_files.read_entry(record, c.engine.containers.rootfs(name),
-                                   path)
+    return c.engine.pull_file(name, path)
 
 
 async def get_file(request: web.Request) -> web.Response:

@@ -37,6 +37,23 @@ class ExecResult:
         return self.exit_code == 0
 
 
+def start(name: str, ct: Any, argv: list[str], *,
+          env: dict[str, str] | None, cwd: str, uid: int, gid: int,
+          stdin: int, stdout: int, stderr: int) -> int:
+    """Start ``argv`` in the running container on the caller's fds, with
+    the default environment under ``env``; the pid to wait for."""
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise errors.InvalidInput(
+            "A command is a non-empty list of strings.")
+    status = liblxc.state(ct)
+    if status != liblxc.RUNNING:
+        raise errors.InvalidState(action="run a command in", name=name,
+                                  status=status.lower())
+    return liblxc.attach(ct, argv, env={**DEFAULT_ENV, **(env or {})},
+                         cwd=cwd, uid=uid, gid=gid, stdin=stdin,
+                         stdout=stdout, stderr=stderr)
+
+
 def run(name: str, ct: Any, argv: list[str], *,
         env: dict[str, str] | None = None, cwd: str = "/",
         uid: int = 0, gid: int = 0, stdin: bytes | None = None,

@@ -49,8 +49,10 @@ def test_interactive_exec(daemon, running):
             await control.send_str(json.dumps({
                 "command": "window-resize",
                 "args": {"width": "120", "height": "40"}}))
-            await tty.send_bytes(b"stty size; echo marker-$((6*7)); "
-                                 b"exit 5\n")
+            # Control and tty are separate sockets with no ordering
+            # between them (as in LXD): the shell waits before it looks.
+            await tty.send_bytes(b"sleep 1; stty size; "
+                                 b"echo marker-$((6*7)); exit 5\n")
             output = b""
             async for msg in tty:
                 if msg.type == aiohttp.WSMsgType.BINARY:
