@@ -25,7 +25,8 @@ from typing import Any
 import nova.conf
 from nova import context as nova_context
 from nova import exception, objects
-from nova.compute import power_state, task_states
+from nova.compute import power_state, task_states, vm_states
+from nova.compute import utils as compute_utils
 from nova.virt import configdrive, driver, hardware
 from oslo_concurrency import processutils
 from oslo_log import log as logging
@@ -63,6 +64,9 @@ _POWER_STATES = {
     liblxc.THAWED: power_state.RUNNING,
 }
 MiB = 1024 ** 2
+_INTERRUPTED_TASKS = (task_states.REBUILDING, task_states.REBUILD_SPAWNING,
+                      task_states.REBUILD_BLOCK_DEVICE_MAPPING,
+                      task_states.SPAWNING)
 
 
 @contextlib.contextmanager
@@ -177,6 +181,22 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
                 LOG.error("Could not %s container %s: %s", action, name,
                           exc, instance=instance)
 
+    def process_instances_at_startup(self, context: Any,
+                                     instances: Any) -> Any:
+        """Builds this service was running when it died get a fault that
+        says so (nova then puts them in ERROR); the engine's recovery has
+        already removed their half-made containers."""
+        for instance in instances:
+            if instance.vm_state == vm_states.BUILDING or \
+                    instance.task_state in _INTERRUPTED_TASKS:
+                compute_utils.add_instance_fault_from_exc(
+                    context, instance, exception.BuildAbortException(
+                        instance_uuid=instance.uuid,
+                        reason="nova-compute restarted while the server "
+                               "was being built; delete it and boot it "
+                               "again"))
+        return instances
+
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [self._host or CONF.host]
 
@@ -245,6 +265,11 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
         name = container_name(instance)
         spec = self._container_spec(instance)
         image = self._ensure_image(context, image_meta)
+        if spec.root_disk_bytes and int(image.unpacked_size) > \
+                spec.root_disk_bytes:
+            raise exception.FlavorDiskSmallerThanImage(
+                flavor_size=spec.root_disk_bytes,
+                image_size=image.unpacked_size)
         files = self._seed_files(context, instance, network_info,
                                  injected_files, admin_password)
         events = (vifs.plug_events(network_info)
@@ -484,9 +509,12 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
 
     # -- inspection --------------------------------------------------------
 
-    def get_console_output(self, context: Any, instance: Any) -> str:
+    def get_console_output(self, context: Any, instance: Any) -> bytes:
+        """Bytes: nova encodes a str as latin-1, which a systemd console
+        (UTF-8 ellipses, bullets) would not survive."""
         with _instance_errors(instance):
-            return self.engine.console_log(container_name(instance))
+            log = self.engine.console_log(container_name(instance))
+        return log.encode("utf-8", "replace")
 
     def get_diagnostics(self, instance: Any) -> dict[str, Any]:
         name = container_name(instance)

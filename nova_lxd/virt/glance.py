@@ -18,6 +18,7 @@ from nova.image import glance
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
+from nova_lxd.engine import errors
 from nova_lxd.engine.images.store import Image
 
 LOG = logging.getLogger(__name__)
@@ -76,12 +77,29 @@ def _download_and_import(engine: Any, context: Any, image_meta: Any,
     try:
         LOG.info("Downloading image %s from Glance", image_meta.id)
         glance.API().download(context, image_meta.id, dest_path=str(path))
+        return _import(engine, path, image_meta, origin)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _import(engine: Any, path: Path, image_meta: Any,
+            origin: dict[str, Any]) -> Image:
+    """Import the download; errors name the Glance image, never the
+    host path of the download (the user reads them in the fault)."""
+    try:
         return engine.import_image(
             path, origin=origin,
             disk_format=_field(image_meta, "disk_format"),
             container_format=_field(image_meta, "container_format"))
-    finally:
-        path.unlink(missing_ok=True)
+    except errors.EngineError as exc:
+        # Across privsep only the message survives: find the reason after
+        # the path ("Invalid image <path>: <reason>.").
+        text = str(exc)
+        reason = exc.kwargs.get("reason") or text.split(f"{path}: ", 1)[-1]
+        new = type(exc)(text.replace(str(path),
+                                     f"Glance image {image_meta.id}"))
+        new.kwargs = {"reason": str(reason).rstrip(".")}
+        raise new from exc
 
 
 def snapshot_metadata(context: Any, image_id: str) -> dict[str, Any]:

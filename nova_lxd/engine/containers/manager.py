@@ -74,11 +74,22 @@ class ContainerManager:
     def locked(self, name: str) -> Iterator[ContainerRecord]:
         """Hold the container's lock and yield its (usable) record."""
         names.validate_container_name(name)
-        with self.lock(name):
-            record = self.records.load(name)
+        lock = self.lock(name)
+        with lock:
+            record = self._load_or_forget(name, lock)
             if record.phase != records.READY:
                 raise errors.ContainerNotFound(name=name)
             yield record
+
+    def _load_or_forget(self, name: str, lock: FileLock) -> ContainerRecord:
+        """The record; for a container that does not exist, the lock file
+        just made for the lookup is removed again on release."""
+        try:
+            return self.records.load(name)
+        except errors.ContainerNotFound:
+            lock.unlink_on_release = not self.records.paths(
+                name).directory.exists()
+            raise
 
     def open(self, name: str) -> Any:
         return liblxc.open_container(name, self.config.containers_dir)
@@ -366,7 +377,7 @@ class ContainerManager:
         names.validate_container_name(name)
         lock = self.lock(name)
         with lock:
-            record = self.records.load(name)
+            record = self._load_or_forget(name, lock)
             ct = self.open(name)
             status = liblxc.state(ct)
             if status != liblxc.STOPPED:

@@ -92,3 +92,12 @@ def test_unknown_container(engine):
                  engine.console_log, engine.delete):
         with pytest.raises(errors.ContainerNotFound):
             call("ghost")
+
+
+def test_missing_container_leaves_no_lock_file(engine):
+    for call in (lambda: engine.delete("ghost", force=True),
+                 lambda: engine.start("ghost"),
+                 lambda: engine.freeze("ghost")):
+        with pytest.raises(errors.ContainerNotFound):
+            call()
+    assert not list(engine.config.locks_dir.glob("container-ghost*"))

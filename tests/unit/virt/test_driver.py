@@ -93,7 +93,7 @@ def test_instance_exists(drv):
 
 def test_spawn_launches_imported_image(drv):
     inst = instance()
-    image = mock.Mock(fingerprint="ab" * 32)
+    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=1024)
     with mock.patch.object(driver.glance, "ensure_image",
                            return_value=image) as ensure:
         drv.spawn("ctx", inst, "meta", [], None, {})
@@ -169,7 +169,34 @@ def test_spawn_bad_image_is_image_unacceptable(drv):
 
 def test_console_output(drv):
     drv.engine.console_log.return_value = "booted\n"
-    assert drv.get_console_output(None, instance()) == "booted\n"
+    assert drv.get_console_output(None, instance()) == b"booted\n"
+    drv.engine.console_log.return_value = "systemd \u2026 \u25cf\n"
+    assert drv.get_console_output(None, instance()).decode() == \
+        "systemd \u2026 \u25cf\n"
+
+
+def test_image_larger_than_the_root_disk_is_refused(drv):
+    inst = instance()  # root_gb=1
+    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=2 * 1024 ** 3)
+    with mock.patch.object(driver.glance, "ensure_image",
+                           return_value=image):
+        with pytest.raises(exception.FlavorDiskSmallerThanImage):
+            drv.spawn("ctx", inst, "meta", [], None, {})
+    drv.engine.launch.assert_not_called()
+
+
+def test_interrupted_builds_get_a_fault(drv):
+    building = types.SimpleNamespace(uuid="b", vm_state="building",
+                                     task_state="spawning")
+    active = types.SimpleNamespace(uuid="a", vm_state="active",
+                                   task_state=None)
+    with mock.patch.object(driver.compute_utils,
+                           "add_instance_fault_from_exc") as fault:
+        assert drv.process_instances_at_startup(
+            "ctx", [building, active]) == [building, active]
+    [(args, _kw)] = fault.call_args_list
+    assert args[1] is building
+    assert "restarted while the server was being built" in str(args[2])
 
 
 def test_alias_loads_like_nova_does():
