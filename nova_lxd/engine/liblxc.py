@@ -98,12 +98,29 @@ def _strip_log_prefix(line: str) -> str:
 
 
 def shutdown(ct: lxc.Container, timeout: float) -> bool:
-    """Send the halt signal and wait up to ``timeout`` for STOPPED."""
-    return bool(ct.shutdown(max(0, int(round(timeout))) or 1))
+    """Send the halt signal and wait up to ``timeout`` for STOPPED.
+
+    Through ``lxc-stop``, exec'd: the binding's shutdown and stop keep
+    the interpreter lock while they wait, and a caller whose other thread
+    must reap a command attached to the container (the daemon's exec)
+    would then deadlock with the kernel's namespace teardown."""
+    seconds = max(1, int(round(timeout)))
+    return _lxc_stop(ct, "--nokill", "-t", str(seconds),
+                     timeout=seconds + 30)
 
 
 def kill(ct: lxc.Container) -> bool:
-    return bool(ct.stop())
+    return _lxc_stop(ct, "-k", timeout=60)
+
+
+def _lxc_stop(ct: lxc.Container, *args: str, timeout: float) -> bool:
+    cmd = ["lxc-stop", "-n", ct.name, "-P", ct.get_config_path(), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0 or state(ct) == STOPPED
 
 
 def wait(ct: lxc.Container, wanted: str, timeout: float) -> bool:
