@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The project's one test command (CI runs it through .ci/run, as root).
 #
-# Sets the machine up (tools/setup.sh), then runs the tox environments
+# Sets the machine up (tools/setup.sh), then runs tox's `ci` environment:
 # lint, genconfig-check, unit, functional and e2e (the one-host cloud,
-# tools/cloud.sh, started by the tests) in that order, stopping at
-# the first that fails, and exits with tox's status. Arguments are passed
-# to tox, e.g. `tools/run-tests.sh -e unit -- -k busybox`.
+# tools/cloud.sh, started by the tests) in that order in one environment,
+# stopping at the first that fails, and exits with tox's status.
+# Arguments are passed to tox, e.g. `tools/run-tests.sh -e unit -- -k x`.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,7 +14,7 @@ cd "$REPO"
 bash tools/setup.sh
 
 if [ "$#" -eq 0 ]; then
-    set -- -e lint,genconfig-check,unit,functional,e2e
+    set -- -e ci
 fi
 
 log=$(mktemp)
