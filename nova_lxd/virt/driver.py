@@ -27,6 +27,7 @@ from nova import context as nova_context
 from nova import exception, objects
 from nova.compute import power_state, task_states, vm_states
 from nova.compute import utils as compute_utils
+from nova.scheduler.client import report
 from nova.virt import configdrive, driver, hardware
 from oslo_concurrency import processutils
 from oslo_log import log as logging
@@ -186,16 +187,40 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
         """Builds this service was running when it died get a fault that
         says so (nova then puts them in ERROR); the engine's recovery has
         already removed their half-made containers."""
-        for instance in instances:
-            if instance.vm_state == vm_states.BUILDING or \
-                    instance.task_state in _INTERRUPTED_TASKS:
-                compute_utils.add_instance_fault_from_exc(
-                    context, instance, exception.BuildAbortException(
-                        instance_uuid=instance.uuid,
-                        reason="nova-compute restarted while the server "
-                               "was being built; delete it and boot it "
-                               "again"))
+        interrupted = [i for i in instances
+                       if i.vm_state == vm_states.BUILDING
+                       or i.task_state in _INTERRUPTED_TASKS]
+        interrupted += self._unclaimed_builds(
+            context, {i.uuid for i in instances})
+        for instance in interrupted:
+            compute_utils.add_instance_fault_from_exc(
+                context, instance, exception.BuildAbortException(
+                    instance_uuid=instance.uuid,
+                    reason="nova-compute restarted while the server was "
+                           "being built; delete it and boot it again"))
         return instances
+
+    def _unclaimed_builds(self, context: Any, known: set[str]) -> list[Any]:
+        """Builds interrupted before their claim set the host: only
+        placement knows them (nova errors them out next, without a
+        fault; the same search as its own)."""
+        try:
+            nodes = objects.ComputeNodeList.get_all_by_host(context,
+                                                            self._host)
+            client = report.report_client_singleton()
+            consumers: set[str] = set()
+            for node in nodes:
+                consumers |= set(client.get_allocations_for_resource_provider(
+                    context, node.uuid).allocations)
+            if not consumers - known:
+                return []
+            return list(objects.InstanceList.get_by_filters(
+                context, {"vm_state": vm_states.BUILDING,
+                          "uuid": list(consumers - known)},
+                expected_attrs=[]))
+        except Exception as exc:  # a fault is a courtesy: never block init
+            LOG.warning("Could not look for interrupted builds: %s", exc)
+            return []
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [self._host or CONF.host]

@@ -308,3 +308,26 @@ def test_isolation_switches_follow_the_operator(drv, spec, option):
             driver.CONF.clear_override(option, group="lxc")
     kwargs = drv.engine.launch.call_args.kwargs
     assert kwargs[spec.split(":")[1]] is True
+
+
+def test_builds_interrupted_before_their_claim_are_found(drv):
+    drv._host = "compute1"
+    node = types.SimpleNamespace(uuid="rp1")
+    client = mock.Mock()
+    client.get_allocations_for_resource_provider.return_value = \
+        types.SimpleNamespace(allocations={"known": {}, "lost": {}})
+    lost = types.SimpleNamespace(uuid="lost", vm_state="building",
+                                 task_state=None)
+    with mock.patch.object(driver.objects.ComputeNodeList,
+                           "get_all_by_host", return_value=[node]), \
+            mock.patch.object(driver.report, "report_client_singleton",
+                              return_value=client), \
+            mock.patch.object(driver.objects.InstanceList,
+                              "get_by_filters",
+                              return_value=[lost]) as query, \
+            mock.patch.object(driver.compute_utils,
+                              "add_instance_fault_from_exc") as fault:
+        drv.process_instances_at_startup("ctx", [])
+    assert query.call_args.args[1]["uuid"] in (["known", "lost"],
+                                               ["lost", "known"])
+    assert fault.call_args.args[1] is lost
