@@ -199,6 +199,9 @@ ensure_venv() {
         say "venv: installing nova-lxd from $REPO"
         "${pip[@]}" --no-deps --force-reinstall "$REPO"
         echo "$want" >"$VENV/.nova-lxd-source"
+        # A running nova-compute (and its privsep daemon) still has the
+        # old code loaded: start_services starts it again.
+        stop nova-compute
     fi
 }
 
