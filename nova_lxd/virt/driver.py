@@ -290,11 +290,13 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
         name = container_name(instance)
         spec = self._container_spec(instance)
         image = self._ensure_image(context, image_meta)
-        if spec.root_disk_bytes and int(image.unpacked_size) > \
-                spec.root_disk_bytes:
+        # The files, or the disk a disk image declares (as for a VM: a
+        # flavor smaller than the image's disk is refused everywhere).
+        needed = max(int(image.unpacked_size), int(
+            (image.properties or {}).get("source_virtual_size") or 0))
+        if spec.root_disk_bytes and needed > spec.root_disk_bytes:
             raise exception.FlavorDiskSmallerThanImage(
-                flavor_size=spec.root_disk_bytes,
-                image_size=image.unpacked_size)
+                flavor_size=spec.root_disk_bytes, image_size=needed)
         files = self._seed_files(context, instance, network_info,
                                  injected_files, admin_password)
         events = (vifs.plug_events(network_info)

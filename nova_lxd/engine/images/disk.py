@@ -82,6 +82,8 @@ class DiskResult:
     inspected: dict[str, Any]
     """What ``inspect`` returned (empty without one)."""
     tar_bytes: int
+    virtual_size: int = 0
+    """The size the disk image declares (what a VM would get)."""
 
 
 def _silent(stage: str, fraction: float) -> None:
@@ -154,7 +156,8 @@ def convert_disk(source: Path, fmt: str, out: Path, *, workdir: Path,
     progress("archive", 1.0)
     return DiskResult(partition=partition.name, filesystem=partition.fs or "",
                       chosen_reason=reason, inspected=result["inspected"],
-                      tar_bytes=result["tar_bytes"])
+                      tar_bytes=result["tar_bytes"],
+                      virtual_size=found.virtual_size)
 
 
 def _choose(raw: Path, table: list[partitions.Partition], workdir: Path,

@@ -197,6 +197,7 @@ class ImageImporter:
         props = dict(result.inspected or {})
         props["root_partition"] = result.partition
         props["root_filesystem"] = result.filesystem
+        props["source_virtual_size"] = result.virtual_size
         detail = (f"{found.disk_format} disk: root file system "
                   f"{result.filesystem} on {result.partition} "
                   f"({result.chosen_reason})")

@@ -93,7 +93,8 @@ def test_instance_exists(drv):
 
 def test_spawn_launches_imported_image(drv):
     inst = instance()
-    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=1024)
+    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=1024,
+                      properties={})
     with mock.patch.object(driver.glance, "ensure_image",
                            return_value=image) as ensure:
         drv.spawn("ctx", inst, "meta", [], None, {})
@@ -177,7 +178,8 @@ def test_console_output(drv):
 
 def test_image_larger_than_the_root_disk_is_refused(drv):
     inst = instance()  # root_gb=1
-    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=2 * 1024 ** 3)
+    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=2 * 1024 ** 3,
+                      properties={})
     with mock.patch.object(driver.glance, "ensure_image",
                            return_value=image):
         with pytest.raises(exception.FlavorDiskSmallerThanImage):
@@ -331,3 +333,12 @@ def test_builds_interrupted_before_their_claim_are_found(drv):
     assert query.call_args.args[1]["uuid"] in (["known", "lost"],
                                                ["lost", "known"])
     assert fault.call_args.args[1] is lost
+
+
+def test_disk_image_declaring_more_than_the_root_disk_is_refused(drv):
+    image = mock.Mock(fingerprint="ab" * 32, unpacked_size=1024,
+                      properties={"source_virtual_size": 2 * 1024 ** 3})
+    with mock.patch.object(driver.glance, "ensure_image",
+                           return_value=image):
+        with pytest.raises(exception.FlavorDiskSmallerThanImage):
+            drv.spawn("ctx", instance(), "meta", [], None, {})
