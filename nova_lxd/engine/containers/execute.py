@@ -58,22 +58,12 @@ def run(name: str, ct: Any, argv: list[str], *,
         env: dict[str, str] | None = None, cwd: str = "/",
         uid: int = 0, gid: int = 0, stdin: bytes | None = None,
         timeout: float | None = None) -> ExecResult:
-    if not argv or not all(isinstance(a, str) for a in argv):
-        raise errors.InvalidInput(
-            "A command is a non-empty list of strings.")
-    status = liblxc.state(ct)
-    if status != liblxc.RUNNING:
-        raise errors.InvalidState(action="run a command in", name=name,
-                                  status=status.lower())
-    full_env = dict(DEFAULT_ENV)
-    full_env.update(env or {})
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        pid = liblxc.attach(ct, argv, env=full_env, cwd=cwd, uid=uid,
-                            gid=gid, stdin=in_r, stdout=out_w,
-                            stderr=err_w)
+        pid = start(name, ct, argv, env=env, cwd=cwd, uid=uid, gid=gid,
+                    stdin=in_r, stdout=out_w, stderr=err_w)
     except BaseException:
         for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
             os.close(fd)

@@ -19,6 +19,7 @@ from nova_lxd.testing.busybox import (
     build_busybox_rootfs,
 )
 from tests.functional.engine.helpers import cgroup_file
+from tests.functional.privsep.test_engine_daemon import ancestors
 from tests.functional.virt import base
 
 
@@ -164,15 +165,6 @@ class PrivsepDaemonBootTest(base.LXCIntegratedTestBase):
         self.assertEqual("STOPPED", observer.state(name).status)
         self._delete_server(server)
         self.assertEqual([], observer.list())
-
-
-def ancestors(pid: int) -> list[int]:
-    chain = []
-    while pid > 1:
-        with open(f"/proc/{pid}/stat") as f:
-            pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        chain.append(pid)
-    return chain
 
 
 def command_lines() -> list[str]:
