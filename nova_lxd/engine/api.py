@@ -18,7 +18,7 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from oslo_log import log as logging
 
@@ -40,6 +40,11 @@ from nova_lxd.engine.images.pipeline import ImageImporter
 from nova_lxd.engine.images.progress import LogProgress, Progress
 from nova_lxd.engine.images.store import Image, ImageStore
 from nova_lxd.engine.nics import Nic
+from nova_lxd.engine.transfer.container import (
+    ByteProgress,
+    Transfers,
+    TransferSummary,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -373,6 +378,31 @@ class Engine:
         return self.snapshots.copy(source, target, snapshot=snapshot,
                                    hostname=hostname, metadata=metadata,
                                    nic_specs=nics)
+
+    # -- moves between hosts -----------------------------------------------
+
+    @property
+    def transfers(self) -> Transfers:
+        return Transfers(self.containers, self.snapshots)
+
+    def send(self, name: str, out: BinaryIO, *, snapshots: bool = True,
+             progress: ByteProgress | None = None) -> TransferSummary:
+        """Write the container (and its ``snapshots``) to ``out`` as a
+        checked stream that ``receive`` on another host turns back into
+        it; nothing changes here."""
+        return self.transfers.send(name, out, with_snapshots=snapshots,
+                                   progress=progress)
+
+    def receive(self, name: str, source: BinaryIO, *,
+                hostname: str | None = None,
+                metadata: dict[str, str] | None = None,
+                nics: Iterable[Nic | dict[str, Any]] | None = None,
+                progress: ByteProgress | None = None) -> ContainerRecord:
+        """A new stopped container from a ``send`` stream, committed only
+        once the whole stream checked out; all or nothing."""
+        return self.transfers.receive(name, source, hostname=hostname,
+                                      metadata=metadata, nic_specs=nics,
+                                      progress=progress)
 
     def stateful_snapshot_problem(self) -> str | None:
         """Why stateful snapshots cannot work here (None: they can)."""

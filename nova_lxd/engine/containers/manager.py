@@ -136,16 +136,7 @@ class ContainerManager:
         parsed = limits.parse_limits(limit_keys or {})
         limits.check_feasible(parsed, self.host)
         image = self.images.get(image_ref)
-        paths = self.records.paths(name)
-        lock = self.lock(name)
-        with lock, Reverter() as revert:
-            # Undone last: a failed create leaves not even its lock file.
-            revert.add(lambda: setattr(lock, "unlink_on_release",
-                                       not paths.directory.exists()))
-            if paths.directory.exists():
-                self._recover_one(name, held=lock)
-                if paths.directory.exists():
-                    raise errors.ContainerExists(name=name)
+        with self.claim(name) as (_lock, revert):
             record = self._reserve(name, image.fingerprint, privileged,
                                    dict(limit_keys or {}), revert,
                                    shared=not isolated_idmap)
@@ -171,6 +162,24 @@ class ContainerManager:
             revert.success()
         LOG.info("Created container %s", name)
         return record
+
+    @contextlib.contextmanager
+    def claim(self, name: str) -> Iterator[tuple[FileLock, Reverter]]:
+        """The lock of a container about to be made, and the Reverter
+        that undoes its making: debris of an interrupted make is cleaned
+        first, an existing container refused, and a failed make leaves
+        not even its lock file (the undo step registered first, so it
+        runs last)."""
+        paths = self.records.paths(name)
+        lock = self.lock(name)
+        with lock, Reverter() as revert:
+            revert.add(lambda: setattr(lock, "unlink_on_release",
+                                       not paths.directory.exists()))
+            if paths.directory.exists():
+                self._recover_one(name, held=lock)
+                if paths.directory.exists():
+                    raise errors.ContainerExists(name=name)
+            yield lock, revert
 
     def _unpack(self, volume: str, fingerprint: str,
                 record: ContainerRecord) -> Path:

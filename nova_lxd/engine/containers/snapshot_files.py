@@ -1,4 +1,5 @@
-"""Files of snapshots: owner shifts for copies, tarballs for exports.
+"""Files of snapshots: owner shifts for copies, tarballs for exports
+and transfers.
 
 With idmapped mounts (the default) a rootfs is owned by container ids
 on disk (0-based) and neither is needed; a chown-shifted rootfs is owned
@@ -15,11 +16,13 @@ import os
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from oslo_log import log as logging
 
 from nova_lxd.engine import errors
+from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.images import mount
 
 LOG = logging.getLogger(__name__)
@@ -30,6 +33,15 @@ _libc = ctypes.CDLL(None, use_errno=True)
 TAR = ("tar", "--numeric-owner", "--one-file-system", "--xattrs",
        "--xattrs-include=security.capability", "--sparse")
 ZSTD = ("zstd", "-T0", "-q", "-c")
+_CHUNK = 1024 * 1024
+
+
+def disk_base(record: ContainerRecord) -> tuple[int, int]:
+    """The host ids that container root has on disk (0 when the rootfs
+    is idmap-mounted or the container privileged)."""
+    if record.idmap is None or record.idmapped_mount:
+        return 0, 0
+    return record.idmap.uid_base, record.idmap.gid_base
 
 
 def syncfs(path: Path) -> None:
@@ -88,6 +100,25 @@ def archive(root: Path, out: Path, *, label: str, uid_base: int = 0,
     """``tar -C root . | zstd -T0 > out``, streamed; owners in the host
     range at ``uid_base``/``gid_base`` (``size`` ids) are written as the
     container's ids. ``label`` names the snapshot in errors."""
+    out_fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        _tar_zstd(root, label, uid_base, gid_base, size, out_fd, None)
+    finally:
+        os.close(out_fd)
+
+
+def stream_archive(root: Path, sink: Callable[[bytes], None], *,
+                   label: str, uid_base: int = 0, gid_base: int = 0,
+                   size: int = 0) -> None:
+    """As ``archive``, the compressed bytes handed to ``sink`` as they
+    come (a transfer to another host)."""
+    _tar_zstd(root, label, uid_base, gid_base, size, subprocess.PIPE, sink)
+
+
+def _tar_zstd(root: Path, label: str, uid_base: int, gid_base: int,
+              size: int, stdout: int,
+              sink: Callable[[bytes], None] | None) -> None:
     with tempfile.TemporaryDirectory(prefix="owner-maps-") as maps:
         extra: list[str] = []
         if size and (uid_base or gid_base):
@@ -96,23 +127,26 @@ def archive(root: Path, out: Path, *, label: str, uid_base: int = 0,
                 path.write_text("".join(f"+{base + i} +{i}\n"
                                         for i in range(size)))
                 extra.append(f"--{kind}-map={path}")
-        _pipe([*TAR, *extra, "-C", str(root), "-cf", "-", "."], out,
-              label)
+        _pipe([*TAR, *extra, "-C", str(root), "-cf", "-", "."], stdout,
+              sink, label)
 
 
-def _pipe(tar_argv: list[str], out: Path, source: str) -> None:
+def _pipe(tar_argv: list[str], stdout: int,
+          sink: Callable[[bytes], None] | None, source: str) -> None:
     errs = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
-    out_fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     procs: list[subprocess.Popen] = []
     try:
         procs.append(subprocess.Popen(
             tar_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=errs[0], cwd="/", preexec_fn=mount.set_death_signal))
         procs.append(subprocess.Popen(
-            ZSTD, stdin=procs[0].stdout, stdout=out_fd, stderr=errs[1],
+            ZSTD, stdin=procs[0].stdout, stdout=stdout, stderr=errs[1],
             cwd="/", preexec_fn=mount.set_death_signal))
         procs[0].stdout.close()
+        if sink is not None:
+            while chunk := procs[1].stdout.read(_CHUNK):
+                sink(chunk)
+            procs[1].stdout.close()
         status = [p.wait() for p in procs]
     except BaseException:
         for proc in procs:
@@ -120,15 +154,13 @@ def _pipe(tar_argv: list[str], out: Path, source: str) -> None:
                 proc.kill()
             proc.wait()
         raise
-    finally:
-        os.close(out_fd)
     if status != [0, 0]:
         said = []
         for f in errs:
             f.seek(0)
             said.append(f.read()[-2048:].decode("utf-8", "replace").strip())
         raise errors.OperationFailed(
-            action="export a snapshot of", name=source,
+            action="archive the files of", name=source,
             reason=f"tar exit {status[0]} ({said[0]}), zstd exit "
                    f"{status[1]} ({said[1]})")
     for f in errs:

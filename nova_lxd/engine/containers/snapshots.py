@@ -38,7 +38,6 @@ from nova_lxd.engine.containers import (
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.images.store import Image
 from nova_lxd.engine.nics import Nic
-from nova_lxd.engine.revert import Reverter
 
 if TYPE_CHECKING:
     from nova_lxd.engine.containers.manager import ContainerManager
@@ -109,6 +108,10 @@ class Snapshots:
 
     def _meta_path(self, name: str) -> Path:
         return self.manager.records.paths(name).directory / META_FILE
+
+    def state_dir(self, name: str, snapshot: str) -> Path:
+        """Where a stateful snapshot's process dump is."""
+        return self._state_dir(name, snapshot)
 
     def _state_dir(self, name: str, snapshot: str) -> Path:
         return (self.manager.records.paths(name).directory / STATE_DIR
@@ -379,15 +382,7 @@ class Snapshots:
                 self._load(source).ready(source, snapshot)
             parsed = limits.parse_limits(src.limits)
             limits.check_feasible(parsed, manager.host)
-            paths = manager.records.paths(target)
-            lock = manager.lock(target)
-            with lock, Reverter() as revert:
-                revert.add(lambda: setattr(
-                    lock, "unlink_on_release", not paths.directory.exists()))
-                if paths.directory.exists():
-                    manager._recover_one(target, held=lock)
-                    if paths.directory.exists():
-                        raise errors.ContainerExists(name=target)
+            with manager.claim(target) as (_lock, revert):
                 record = manager._reserve(
                     target, src.image, src.privileged, dict(src.limits),
                     revert, shared=src.shared_idmap)
@@ -414,6 +409,20 @@ class Snapshots:
         LOG.info("Copied container %s to %s", source, target)
         return record
 
+    def frozen_while_read(self, name: str,
+                          why: str) -> contextlib.AbstractContextManager:
+        """Frozen around the block if running (lock held), so that what
+        is read of its rootfs is consistent; recovery thaws it."""
+        return self._frozen_unless(name, False, why)
+
+    def adopt(self, name: str, entries: list[SnapshotRecord]) -> None:
+        """Record snapshots whose files the pool received (lock held)."""
+        meta = self._load(name)
+        for entry in entries:
+            meta.snapshots[entry.name] = entry.replace(
+                size_bytes=self._size(name, entry.name))
+        self._save(name, meta)
+
     @contextlib.contextmanager
     def _frozen_unless(self, name: str, skip: bool,
                        why: str) -> Iterator[None]:
@@ -438,8 +447,8 @@ class Snapshots:
                     rootfs: Path) -> tuple[int, int]:
         """Owners as ``dst`` needs them on disk; returns its root's
         host (uid, gid) on disk."""
-        old = _disk_base(src)
-        new = _disk_base(dst)
+        old = snapshot_files.disk_base(src)
+        new = snapshot_files.disk_base(dst)
         if old != new:
             count = snapshot_files.shift_tree(
                 rootfs, uid_from=old[0], uid_to=new[0], gid_from=old[1],
@@ -461,7 +470,7 @@ class Snapshots:
             out = job / "rootfs.tar.zst"
             with self.manager.locked(name) as record:
                 entry = self._load(name).ready(name, snapshot)
-                base = _disk_base(record)
+                base = snapshot_files.disk_base(record)
                 snapshot_files.archive(
                     self.pool.snapshot_path(name, snapshot), out,
                     label=f"{name}/{snapshot}", uid_base=base[0],
@@ -546,14 +555,6 @@ class Snapshots:
             if self._meta_path(name).exists():
                 cleaned += self.recover(name)
         return cleaned
-
-
-def _disk_base(record: ContainerRecord) -> tuple[int, int]:
-    """The host ids that container root has on disk (0 when the rootfs
-    is idmap-mounted or the container privileged)."""
-    if record.idmap is None or record.idmapped_mount:
-        return 0, 0
-    return record.idmap.uid_base, record.idmap.gid_base
 
 
 def _idmap_size(*recs: ContainerRecord) -> int:

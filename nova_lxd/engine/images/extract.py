@@ -41,6 +41,7 @@ needs 0.36 s) and 1.3-6 s on that VM's noisy ext4, where GNU tar spends
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -49,12 +50,16 @@ import stat
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
+
+from oslo_log import log as logging
 
 from nova_lxd.engine import errors
 from nova_lxd.engine.images import compression
 
+LOG = logging.getLogger(__name__)
 _COPY = 1024 * 1024
+_CAPS_PAX = "SCHILY.xattr.security.capability"
 _MAX_META = 1024 * 1024
 _META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
                tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
@@ -141,8 +146,11 @@ class Walk:
 
     def __init__(self, source: Path, max_bytes: int, max_members: int,
                  strip_prefix: str | None, uid_shift: int = 0,
-                 gid_shift: int = 0) -> None:
+                 gid_shift: int = 0, stream: BinaryIO | None = None) -> None:
         self.source = Path(source)
+        self.stream = stream
+        """An open, decompressed tar stream to read instead of ``source``
+        (which then only names it in messages)."""
         self.uid_shift = uid_shift
         self.gid_shift = gid_shift
         self.max_bytes = max_bytes
@@ -161,7 +169,9 @@ class Walk:
     def run(self) -> ExtractStats:
         src = str(self.source)
         try:
-            with compression.open_decompressed(self.source) as stream, \
+            with (contextlib.nullcontext(self.stream) if self.stream
+                  else compression.open_decompressed(self.source)
+                  ) as stream, \
                     tarfile.open(fileobj=stream, mode="r|",
                                  tarinfo=BoundedTarInfo) as tar:
                 while (m := tar.next()) is not None:
@@ -341,9 +351,10 @@ class _Extract(Walk):
 
     def __init__(self, source: Path, dest: Path, max_bytes: int,
                  max_members: int, strip_prefix: str | None,
-                 uid_shift: int, gid_shift: int) -> None:
+                 uid_shift: int, gid_shift: int,
+                 stream: BinaryIO | None = None) -> None:
         super().__init__(source, max_bytes, max_members, strip_prefix,
-                         uid_shift, gid_shift)
+                         uid_shift, gid_shift, stream)
         if not stat.S_ISDIR(os.lstat(dest).st_mode):
             raise NotADirectoryError(f"{dest} is not a directory")
         self.root = str(dest)
@@ -434,6 +445,7 @@ class _Extract(Walk):
                 _copy(tar, m, fd)
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
+            _set_capabilities(fd, m)
             os.utime(fd, (m.mtime, m.mtime))
         finally:
             os.close(fd)
@@ -442,6 +454,20 @@ class _Extract(Walk):
         # Directory times last: making their entries changed them.
         for full, mtime in self._mtimes:
             os.utime(full, (mtime, mtime), follow_symlinks=False)
+
+
+def _set_capabilities(fd: int, m: tarfile.TarInfo) -> None:
+    """File capabilities GNU tar recorded (``--xattrs``), set after the
+    chown that would clear them; the only extended attribute kept, as
+    the others (SELinux labels, user data) mean nothing in a new home."""
+    value = m.pax_headers.get(_CAPS_PAX)
+    if value is None:
+        return
+    try:
+        os.setxattr(fd, "security.capability",
+                    value.encode("utf-8", "surrogateescape"))
+    except OSError as exc:
+        LOG.warning("File capabilities of %s not kept: %s", m.name, exc)
 
 
 def _copy(tar: tarfile.TarFile, m: tarfile.TarInfo, fd: int) -> None:
@@ -462,7 +488,8 @@ def _copy(tar: tarfile.TarFile, m: tarfile.TarInfo, fd: int) -> None:
 
 def extract_rootfs(source: Path, dest: Path, *, max_bytes: int,
                    max_members: int, uid_shift: int = 0, gid_shift: int = 0,
-                   strip_prefix: str | None = None) -> ExtractStats:
+                   strip_prefix: str | None = None,
+                   stream: BinaryIO | None = None) -> ExtractStats:
     """Unpack the tarball ``source`` (any supported compression) into the
     existing directory ``dest``, as root, with owners shifted by
     ``uid_shift``/``gid_shift`` (the chown-shift of unprivileged
@@ -470,10 +497,11 @@ def extract_rootfs(source: Path, dest: Path, *, max_bytes: int,
 
     Raises ``UnsafeImage``, ``ImageTooLarge`` or ``InvalidImage`` (and
     ``OSError`` for host trouble). On any failure, what was extracted so
-    far stays: the caller removes ``dest``.
+    far stays: the caller removes ``dest``. Given ``stream`` (an open,
+    decompressed tar stream), that is read and ``source`` only names it.
     """
     return _Extract(source, dest, max_bytes, max_members, strip_prefix,
-                    uid_shift, gid_shift).run()
+                    uid_shift, gid_shift, stream).run()
 
 
 def scan_rootfs(source: Path, *, max_bytes: int, max_members: int,

@@ -121,6 +121,13 @@ class StoragePool(abc.ABC):
         return dest
 
     @abc.abstractmethod
+    def receive_snapshot(self, name: str, snapshot: str,
+                         populate: Populate) -> Path:
+        """A snapshot of ``name`` made from files ``populate`` writes into
+        an empty directory (a container received from another host); a
+        failure leaves what ``delete_volume`` removes."""
+
+    @abc.abstractmethod
     def delete_snapshot(self, name: str, snapshot: str) -> None:
         """Remove one snapshot; no error when it is gone."""
 

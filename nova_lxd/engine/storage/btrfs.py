@@ -233,6 +233,16 @@ class BtrfsPool(StoragePool):
         self._snapshot(self.volume_path(name), dest, readonly=True)
         return dest
 
+    def receive_snapshot(self, name: str, snapshot: str,
+                         populate: Populate) -> Path:
+        """Its own subvolume (no extents shared with the rootfs: the tar
+        stream carries whole trees), read-only once filled."""
+        dest = self._new_snapshot_path(name, snapshot)
+        self._create_subvolume(dest)
+        populate(dest)
+        self._run("property", "set", "-ts", str(dest), "ro", "true")
+        return dest
+
     def list_snapshots(self, name: str) -> list[str]:
         return entries_by_age(self.root / "snapshots" / name)
 

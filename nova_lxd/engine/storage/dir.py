@@ -64,6 +64,13 @@ class DirPool(StoragePool):
         dest = self._new_snapshot_path(name, snapshot)
         return copy.copy_tree(self.volume_path(name), dest, pool=self.name)
 
+    def receive_snapshot(self, name: str, snapshot: str,
+                         populate: Populate) -> Path:
+        dest = self._new_snapshot_path(name, snapshot)
+        fsutil.make_dirs(dest, mode=0o755)
+        populate(dest)
+        return dest
+
     def list_snapshots(self, name: str) -> list[str]:
         return entries_by_age(self._snapshots_dir(name))
 
