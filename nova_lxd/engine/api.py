@@ -26,8 +26,12 @@ from nova_lxd.engine import errors, fsutil, host, liblxc, storage
 from nova_lxd.engine.config import EngineConfig
 from nova_lxd.engine.containers import console, criu, execute, power
 from nova_lxd.engine.containers.files import (
+    DIR_MODE,
     RootfsEntry,
     RootfsFile,
+    delete_path,
+    make_directory,
+    make_symlink,
     read_entry,
     write_files,
 )
@@ -309,6 +313,26 @@ class Engine:
         with self.containers.locked(name) as record:
             write_files(record, self.containers.rootfs(name),
                         [f.validate() for f in files])
+
+    def make_directory(self, name: str, path: str, *, mode: int = DIR_MODE,
+                       uid: int = 0, gid: int = 0) -> None:
+        """Create one directory in a container's rootfs (an existing one
+        is fine); ``uid:gid`` as the container sees them."""
+        with self.containers.locked(name) as record:
+            make_directory(record, self.containers.rootfs(name), path,
+                           mode=mode, uid=uid, gid=gid)
+
+    def make_symlink(self, name: str, path: str, target: str, *,
+                     uid: int = 0, gid: int = 0) -> None:
+        """Create a symlink in a container's rootfs, never following it."""
+        with self.containers.locked(name) as record:
+            make_symlink(record, self.containers.rootfs(name), path, target,
+                         uid=uid, gid=gid)
+
+    def delete_file(self, name: str, path: str) -> None:
+        """Remove a file, symlink or empty directory of a container."""
+        with self.containers.locked(name) as record:
+            delete_path(record, self.containers.rootfs(name), path)
 
     def attach(self, name: str, argv: list[str], *,
                env: dict[str, str] | None = None, cwd: str = "/",

@@ -154,3 +154,23 @@ class StatefulSnapshotUnsupported(HostError):
     msg_fmt = ("Cannot take a stateful snapshot of %(name)s: %(reason)s. "
                "Take a stateless snapshot (stateful=False) instead, or "
                "install a CRIU whose 'criu check' passes on this kernel.")
+
+
+class PathNotFound(NotFound):
+    msg_fmt = "%(path)s not found in container %(name)s."
+
+
+class PathExists(Conflict):
+    msg_fmt = ("%(path)s already exists in container %(name)s as a "
+               "%(kind)s; delete it first.")
+
+
+class DirectoryNotEmpty(Conflict):
+    msg_fmt = ("Cannot delete %(path)s in container %(name)s: the directory "
+               "is not empty; delete what it holds first.")
+
+
+class UnsafePath(InvalidInput):
+    msg_fmt = ("Cannot %(action)s %(path)s in container %(name)s: "
+               "%(reason)s (a part of the path is a symlink or not a "
+               "directory).")

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,15 @@ def make_dirs(path: Path, mode: int = 0o711) -> None:
 
 def write_in_rootfs(rootfs: Path, relpath: str, data: bytes, *,
                     uid: int = 0, gid: int = 0, mode: int = 0o644,
-                    parents: tuple[int, int] | None = None) -> None:
+                    parents: tuple[int, int] | None = None,
+                    append: bool = False) -> None:
     """Write a file inside a container's rootfs without following any
     symlink: a tenant's image may make ``etc`` a link to the host's /etc.
     ``parents``, a (uid, gid), creates missing directories (0755) with
-    that owner. Raises OSError (ELOOP/ENOTDIR) when the path is not a plain
-    one."""
+    that owner. ``append`` adds to an existing file, keeping its owner and
+    mode (as LXD does). Raises OSError (ELOOP/ENOTDIR) when the path is
+    not a plain one, EINVAL when it names no regular file (a fifo would
+    block the writer)."""
     parts = [p for p in relpath.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
         raise OSError(errno.EINVAL, f"bad path in rootfs: {relpath!r}")
@@ -84,11 +88,21 @@ def write_in_rootfs(rootfs: Path, relpath: str, data: bytes, *,
                 os.fchmod(next_fd, 0o755)
             os.close(dir_fd)
             dir_fd = next_fd
-        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                     | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd, created = -1, True
+        if append:
+            with contextlib.suppress(FileNotFoundError):
+                fd, created = os.open(parts[-1], flags | os.O_APPEND,
+                                      dir_fd=dir_fd), False
+        if fd < 0:
+            fd = os.open(parts[-1], flags | os.O_CREAT | os.O_TRUNC, mode,
+                         dir_fd=dir_fd)
         try:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            if created:
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
