@@ -17,7 +17,8 @@ from nova_lxd.engine import liblxc
 API_EXTENSIONS = [
     "etag", "patch", "container_exec_signal_handling", "instances",
     "instance_create_start", "explicit_trust_token", "certificate_token",
-    "image_export", "operation_wait",
+    "image_export", "operation_wait", "file_delete", "file_append",
+    "file_symlinks",
 ]
 VERSION = "1.0"
 

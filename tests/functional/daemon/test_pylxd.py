@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pylxd
@@ -193,3 +194,75 @@ def test_events(client, image):
     finally:
         ws.close()
     client.instances.get("e1").delete(wait=True)
+
+
+def test_directories_trees_and_deletes(client, image, tmp_path):
+    """pylxd's mk_dir, recursive_put and delete; symlink and append
+    pushes as LXD takes them; nothing leaves the rootfs."""
+    inst = client.instances.create(
+        {"name": "f1", "source": {"type": "image", "alias": "busybox"}},
+        wait=True)
+    inst.start(wait=True)
+
+    def stat(path: str) -> str:
+        out = inst.execute(["stat", "-c", "%F %a %u %g", path])
+        assert out.exit_code == 0, out.stderr
+        return out.stdout.strip()
+
+    inst.files.mk_dir("/srv", mode=0o2770, uid=1000, gid=1001)
+    assert stat("/srv") == "directory 2770 1000 1001"
+    inst.files.mk_dir("/srv")  # already there: fine, left as it is
+    assert stat("/srv") == "directory 2770 1000 1001"
+    src = tmp_path / "tree"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "top.txt").write_bytes(b"top\n")
+    (src / "a" / "b" / "deep.bin").write_bytes(b"\0deep")
+    os.chmod(src / "a", 0o711)
+    inst.files.recursive_put(str(src), "/srv/tree", mode=True, uid=7,
+                             gid=8)
+    assert inst.files.get("/srv/tree/a/b/deep.bin") == b"\0deep"
+    assert inst.files.get("/srv/tree/top.txt") == b"top\n"
+    assert stat("/srv/tree/a") == "directory 711 7 8"
+    assert stat("/srv/tree/top.txt") == "regular file 644 7 8"
+    listing = client.api.instances["f1"].files.get(
+        params={"path": "/srv/tree"}, is_api=False)
+    assert json.loads(listing.content)["metadata"] == ["a", "top.txt"]
+
+    files = client.api.instances["f1"].files
+    files.post(params={"path": "/srv/tree/top.txt"}, data=b"more\n",
+               headers={"X-LXD-write": "append"})
+    assert inst.files.get("/srv/tree/top.txt") == b"top\nmore\n"
+    files.post(params={"path": "/srv/link"}, data=b"tree/top.txt",
+               headers={"X-LXD-type": "symlink"})
+    assert inst.execute(["cat", "/srv/link"]).stdout == "top\nmore\n"
+
+    with pytest.raises(exceptions.LXDAPIException, match="not empty"):
+        inst.files.delete("/srv/tree/a")
+    inst.files.delete("/srv/tree/a/b/deep.bin")
+    inst.files.delete("/srv/tree/a/b")
+    inst.files.delete("/srv/link")
+    assert inst.files.get("/srv/tree/top.txt") == b"top\nmore\n"
+    assert json.loads(client.api.instances["f1"].files.get(
+        params={"path": "/srv/tree/a"}, is_api=False).content)[
+        "metadata"] == []
+    with pytest.raises(exceptions.LXDAPIException, match="not found"):
+        inst.files.delete("/srv/tree/a/b")
+
+    # Links the tenant makes lead nowhere: the host keeps its files.
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"host")
+    inst.execute(["ln", "-s", str(outside), "/srv/out"])
+    inst.execute(["ln", "-s", "/", "/srv/root"])
+    for path in ("/srv/out/keep", f"/srv/root{outside}/keep",
+                 "/srv/../../keep"):
+        with pytest.raises(exceptions.LXDAPIException):
+            inst.files.delete(path)
+        with pytest.raises(exceptions.LXDAPIException):
+            inst.files.mk_dir(path + "-dir")
+        with pytest.raises(exceptions.LXDAPIException):
+            inst.files.put(path, b"x", mode=0o644)
+    assert [p.name for p in outside.iterdir()] == ["keep"]
+    assert (outside / "keep").read_bytes() == b"host"
+    inst.stop(wait=True)
+    inst.delete(wait=True)
