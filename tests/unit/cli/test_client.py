@@ -188,6 +188,30 @@ def test_file_push_sends_headers_and_body(fake, capsys, tmp_path):
     assert req["headers"]["Content-Length"] == "6"
 
 
+def test_file_push_recursive_mkdir_and_delete(fake, capsys, tmp_path):
+    """Directories before what they hold; -p makes each parent."""
+    src = tmp_path / "d"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_bytes(b"x")
+    (src / "link").symlink_to("sub/f")
+    for method in ("POST", "DELETE"):
+        fake.routes[(method, "/1.0/instances/c1/files")] = sync(None)
+    assert run(capsys, "file", "push", "-r", str(src), "c1/srv")[0] == 0
+    sent = [(r["path"].split("=")[1], r["headers"]["X-LXD-type"])
+            for r in fake.requests[-4:]]
+    assert sent == [("%2Fsrv%2Fd", "directory"),
+                    ("%2Fsrv%2Fd%2Flink", "symlink"),
+                    ("%2Fsrv%2Fd%2Fsub", "directory"),
+                    ("%2Fsrv%2Fd%2Fsub%2Ff", "file")]
+    assert fake.requests[-3]["body"] == b"sub/f"
+    assert run(capsys, "file", "mkdir", "-p", "c1/a/b")[0] == 0
+    assert [r["path"] for r in fake.requests[-2:]] == [
+        "/1.0/instances/c1/files?path=%2Fa",
+        "/1.0/instances/c1/files?path=%2Fa%2Fb"]
+    assert run(capsys, "file", "delete", "c1/a/b")[0] == 0
+    assert fake.requests[-1]["method"] == "DELETE"
+
+
 def test_file_pull_writes_mode(fake, capsys, tmp_path):
     fake.routes[("GET", "/1.0/instances/c1/files")] = (
         200, b"data", {"X-LXD-type": "file", "X-LXD-mode": "0600"})
