@@ -40,6 +40,8 @@ _INSTANCE = [
           "Replace an instance's limits, or restore a snapshot", "async"),
     Route("PATCH", "/{name}", instances.patch_instance,
           "Update an instance's limits", "async"),
+    Route("POST", "/{name}", instances.post_instance,
+          "Rename a stopped instance ({name: new})", "async"),
     Route("DELETE", "/{name}", instances.delete_instance,
           "Delete a stopped instance", "async"),
     Route("GET", "/{name}/state", state.get_state, "Get the live state"),

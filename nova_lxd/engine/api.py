@@ -301,6 +301,13 @@ class Engine:
     def delete(self, name: str, *, force: bool = False) -> None:
         self.containers.delete(name, force=force)
 
+    def rename(self, old: str, new: str) -> ContainerRecord:
+        """Rename a stopped container: its directory, pool volume,
+        snapshots and lxc config follow (as LXD, a running one is
+        refused); an interrupted rename is undone or finished by
+        ``recover``."""
+        return self.containers.rename(old, new)
+
     def execute(self, name: str, command: list[str], **kwargs: Any
                 ) -> execute.ExecResult:
         """Run ``command`` inside; see ``containers.execute.run``."""

@@ -1,5 +1,6 @@
 """Instance lifecycle: launch, list, info, start/stop/restart/freeze/
-unfreeze, delete, and ``config`` (limits and other keys)."""
+unfreeze, rename (``move`` on one remote), delete, and ``config``
+(limits and other keys)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def register(sub) -> None:
     p.add_argument("-f", "--force", action="store_true",
                    help="stop a running instance first")
     p.set_defaults(func=delete)
+
+    for command, aliases in (("rename", []), ("move", ["mv"])):
+        p = sub.add_parser(command, aliases=aliases,
+                           help="rename a stopped instance (on one remote)")
+        p.add_argument("name", metavar="[REMOTE:]NAME")
+        p.add_argument("new_name", metavar="[REMOTE:]NEW_NAME")
+        p.set_defaults(func=rename)
 
     config = sub.add_parser("config", help="instance configuration")
     csub = config.add_subparsers(dest="config_cmd", metavar="COMMAND",
@@ -264,6 +272,20 @@ def delete(ctx: Context, args) -> int:
                       {"action": "stop", "force": True, "timeout": -1})
         run(ctx, client, "DELETE", f"/1.0/instances/{q(name)}",
             f"delete {name}")
+    return 0
+
+
+def rename(ctx: Context, args) -> int:
+    """``rename``/``move`` on one remote (moves between remotes are
+    migrations, not supported yet)."""
+    source = address.parse_name(ctx.config, args.name)
+    target = address.parse_name(ctx.config, args.new_name)
+    if ":" in args.new_name and target.remote != source.remote:
+        raise CliError("moving an instance to another remote is not "
+                       "supported yet: rename it on its own remote")
+    client = ctx.client(source.remote)
+    run(ctx, client, "POST", f"/1.0/instances/{q(source.name)}",
+        f"rename {source.name}", json={"name": target.name})
     return 0
 
 

@@ -4,6 +4,7 @@ image, get, update limits, restore a snapshot, delete."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -200,6 +201,55 @@ async def put_instance(request: web.Request) -> web.Response:
 
 async def patch_instance(request: web.Request) -> web.Response:
     return await _update(request, merge=True)
+
+
+async def post_instance(request: web.Request) -> web.Response:
+    """``POST /1.0/instances/{name}``: what the body asks for, by its
+    keys (LXD's rename today; migration, later, is one more entry)."""
+    c = ctx(request)
+    name = request.match_info["name"]
+    body = await json_body(request)
+    for key, action in _POST_ACTIONS:
+        if body.get(key):
+            return await action(c, name, body)
+    raise errors.BadRequest("The body needs a new name ({\"name\": ...})")
+
+
+async def _refuse_migration(c: Context, name: str,
+                            body: dict[str, Any]) -> web.Response:
+    raise errors.BadRequest("instance migration is not supported yet")
+
+
+async def _rename(c: Context, name: str,
+                  body: dict[str, Any]) -> web.Response:
+    """As LXD: a running instance is refused (400); the rest (a taken or
+    invalid name) is the engine's to say, in the operation."""
+    new = body["name"]
+    if not isinstance(new, str):
+        raise errors.BadRequest("name is a string")
+    if await c.call(c.engine.status, name) != liblxc.STOPPED:
+        raise errors.BadRequest("Renaming of running instance not allowed: "
+                                "stop it first")
+
+    def run() -> None:
+        c.engine.rename(name, new)
+        c.events.lifecycle("instance-renamed", views.instance_url(new),
+                           {"old_name": name})
+
+    old_urls, new_urls = resources(name), resources(new)
+    op = c.operations.task(f"Renaming instance {name} to {new}",
+                           {k: old_urls[k] + new_urls[k] for k in old_urls},
+                           run)
+    return envelopes.async_(op.to_dict())
+
+
+_POST_ACTIONS: tuple[tuple[str, Callable[
+    [Context, str, dict[str, Any]], Awaitable[web.Response]]], ...] = (
+    ("migration", _refuse_migration),
+    ("name", _rename),
+)
+"""Body key -> action, first match wins (``migration`` bodies carry a
+``name`` too, so it comes first)."""
 
 
 async def delete_instance(request: web.Request) -> web.Response:

@@ -25,7 +25,12 @@ from nova_lxd.engine import (
     nics,
 )
 from nova_lxd.engine.config import EngineConfig
-from nova_lxd.engine.containers import init_system, records, traffic
+from nova_lxd.engine.containers import (
+    init_system,
+    records,
+    rename,
+    traffic,
+)
 from nova_lxd.engine.containers import update as live
 from nova_lxd.engine.containers.files import RootfsFile, write_files
 from nova_lxd.engine.containers.records import ContainerRecord
@@ -379,6 +384,10 @@ class ContainerManager:
             raise errors.InvalidState(action=action, name=name,
                                       status=status.lower())
 
+    def rename(self, old: str, new: str) -> ContainerRecord:
+        """Rename a stopped container (see ``containers.rename``)."""
+        return rename.rename(self, old, new)
+
     # -- delete ------------------------------------------------------------
 
     def delete(self, name: str, *, force: bool = False) -> None:
@@ -432,6 +441,10 @@ class ContainerManager:
                 return False
             if record is not None and record.phase == records.READY:
                 self.pool.repair(name)
+                return False
+            if record is not None and record.phase == records.RENAMING:
+                LOG.warning("Settled interrupted rename: %s",
+                            rename.recover_rename(self, name, record))
                 return False
             ct = self.open(name)
             if liblxc.state(ct) != liblxc.STOPPED:

@@ -21,6 +21,8 @@ from nova_lxd.engine.nics import Nic
 CREATING = "creating"
 READY = "ready"
 DELETING = "deleting"
+RENAMING = "renaming"
+"""Being renamed to ``renaming_to`` (see ``containers.rename``)."""
 
 RECORD_FILE = "record.json"
 RESCUE_MOUNT = "/mnt/rescue"
@@ -96,6 +98,8 @@ class ContainerRecord:
     """Set while rescued: it boots this image, its own rootfs mounted at
     ``RESCUE_MOUNT``."""
     created_at: float = dataclasses.field(default_factory=time.time)
+    renaming_to: str | None = None
+    """The new name while ``phase`` is ``renaming``."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -82,6 +82,12 @@ class StoragePool(abc.ABC):
         """Remove the rootfs and every snapshot of ``name``; no error when
         they are gone already."""
 
+    @abc.abstractmethod
+    def rename_volume(self, old: str, new: str) -> None:
+        """Move the rootfs and snapshots of ``old`` to ``new``; nothing to
+        do when ``old`` has none (moved already: safe to repeat, and to
+        call backwards to undo)."""
+
     def set_quota(self, name: str, size_bytes: int | None) -> None:
         """Limit the rootfs to ``size_bytes`` (None: no limit); refuse a
         size below what it already uses."""

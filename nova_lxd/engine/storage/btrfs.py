@@ -193,6 +193,13 @@ class BtrfsPool(StoragePool):
                      self.root / "containers" / (_RESTORED + name)):
             self._delete_subvolume(path)
 
+    def rename_volume(self, old: str, new: str) -> None:
+        """A subvolume is renamed like a directory (its qgroup and quota
+        stay with it); the snapshots' directory moves as a whole."""
+        for base in (self.root / "containers", self.root / "snapshots"):
+            if (base / old).exists() and not (base / new).exists():
+                os.rename(base / old, base / new)
+
     def set_quota(self, name: str, size_bytes: int | None) -> None:
         path = self.volume_path(name)
         if size_bytes is not None:

@@ -54,6 +54,13 @@ class DirPool(StoragePool):
                      self.root / name / _OLD, self.root / name / _RESTORED):
             fsutil.remove_tree(path)
 
+    def rename_volume(self, old: str, new: str) -> None:
+        """The whole ``<name>/`` directory moves: in the engine's default
+        layout it is also the container's directory (config, logs)."""
+        source, target = self.root / old, self.root / new
+        if source.exists() and not target.exists():
+            os.rename(source, target)
+
     # -- snapshots ---------------------------------------------------------
 
     def snapshot_path(self, name: str, snapshot: str) -> Path:
