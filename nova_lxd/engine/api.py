@@ -24,7 +24,13 @@ from oslo_log import log as logging
 
 from nova_lxd.engine import errors, fsutil, host, liblxc, storage
 from nova_lxd.engine.config import EngineConfig
-from nova_lxd.engine.containers import console, criu, execute, power
+from nova_lxd.engine.containers import (
+    console,
+    criu,
+    exec_logs,
+    execute,
+    power,
+)
 from nova_lxd.engine.containers.files import (
     DIR_MODE,
     RootfsEntry,
@@ -363,6 +369,31 @@ class Engine:
         self.containers.get(name)
         return console.read_console_log(
             self.containers.records.paths(name).console_log, max_bytes)
+
+    def execute_recorded(self, name: str, command: list[str],
+                         **kwargs: Any
+                         ) -> tuple[execute.ExecResult, tuple[str, str]]:
+        """``execute``, its stdout and stderr kept as log files of the
+        container (LXD's ``record-output``); the result and the two file
+        names, for ``exec_log_read`` and ``exec_log_delete``."""
+        result = self.execute(name, command, **kwargs)
+        with self.containers.locked(name):
+            files = exec_logs.write(self.containers.records.paths(name),
+                                    result.stdout, result.stderr)
+        return result, files
+
+    def exec_logs(self, name: str) -> list[str]:
+        """Recorded output files of ``name``, oldest first."""
+        self.containers.get(name)
+        return exec_logs.list_files(self.containers.records.paths(name))
+
+    def exec_log_read(self, name: str, file: str) -> bytes:
+        self.containers.get(name)
+        return exec_logs.read(self.containers.records.paths(name), file)
+
+    def exec_log_delete(self, name: str, file: str) -> None:
+        with self.containers.locked(name):
+            exec_logs.delete(self.containers.records.paths(name), file)
 
     def recover(self) -> list[str]:
         return self.containers.recover() + self.snapshots.recover_all()

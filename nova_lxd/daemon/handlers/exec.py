@@ -1,4 +1,6 @@
-"""``.../exec`` and ``/1.0/operations/<id>/websocket``."""
+"""``.../exec`` and ``/1.0/operations/<id>/websocket``. Without
+websockets the command runs to its end; ``record-output`` keeps its
+stdout and stderr as log files (``metadata.output``, see ``logs``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from aiohttp import web
 from nova_lxd.daemon import envelopes, errors
 from nova_lxd.daemon.context import ctx
 from nova_lxd.daemon.exec_session import ExecSession
+from nova_lxd.daemon.handlers.logs import log_url
 from nova_lxd.daemon.handlers.instances import resources
 from nova_lxd.daemon.middleware import json_body
 
@@ -47,10 +50,19 @@ async def execute(request: web.Request) -> web.Response:
     uid, gid = _int(body, "user", 0), _int(body, "group", 0)
     await c.call(c.engine.get, name)
     if not body.get("wait-for-websocket"):
+        record = bool(body.get("record-output"))
+
         def run() -> dict[str, Any]:
-            result = c.engine.execute(name, argv, env=env, cwd=cwd,
-                                      uid=uid, gid=gid)
-            return {"return": result.exit_code}
+            if not record:
+                result = c.engine.execute(name, argv, env=env, cwd=cwd,
+                                          uid=uid, gid=gid)
+                return {"return": result.exit_code}
+            result, files = c.engine.execute_recorded(
+                name, argv, env=env, cwd=cwd, uid=uid, gid=gid)
+            return {"return": result.exit_code,
+                    "output": {fd: log_url(name, f)
+                               for fd, f in zip(("1", "2"), files,
+                                                strict=True)}}
 
         op = c.operations.task(f"Executing command in {name}",
                                resources(name), run)

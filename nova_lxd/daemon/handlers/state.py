@@ -1,5 +1,5 @@
-"""``.../state`` (read, start/stop/restart/freeze/unfreeze), ``.../logs``
-and ``.../console`` (the console log)."""
+"""``.../state`` (read, start/stop/restart/freeze/unfreeze) and
+``.../console`` (the console log; ``logs`` lists it too)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from nova_lxd.daemon.middleware import json_body
 
 ACTIONS = {"start": "started", "stop": "stopped", "restart": "restarted",
            "freeze": "paused", "unfreeze": "resumed"}
-CONSOLE_LOG = "console.log"
 
 
 async def get_state(request: web.Request) -> web.Response:
@@ -55,19 +54,6 @@ async def put_state(request: web.Request) -> web.Response:
     op = c.operations.task(f"{action.capitalize()} instance {name}",
                            resources(name), run)
     return envelopes.async_(op.to_dict())
-
-
-async def list_logs(request: web.Request) -> web.Response:
-    c = ctx(request)
-    name = request.match_info["name"]
-    await c.call(c.engine.get, name)
-    return envelopes.sync([f"{views.instance_url(name)}/logs/{CONSOLE_LOG}"])
-
-
-async def get_log(request: web.Request) -> web.Response:
-    if request.match_info["file"] != CONSOLE_LOG:
-        raise errors.NotFound("Log file not found")
-    return await get_console(request)
 
 
 async def get_console(request: web.Request) -> web.Response:
