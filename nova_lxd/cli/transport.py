@@ -1,11 +1,11 @@
 """How bytes reach the daemon: its unix socket, or pinned HTTPS.
 
-``requests`` speaks TCP only, so the unix socket gets a small urllib3
-connection class. HTTPS remotes are self-signed servers: instead of a
-CA, the server is verified by the sha256 fingerprint pinned at
-``remote add`` (urllib3's ``assert_fingerprint``), on every connection,
-and the client presents its own certificate. Websockets (exec, console)
-get the same treatment through :func:`open_socket`.
+The unix socket adapter is ``nova_lxd.client.unix``'s. HTTPS remotes
+are self-signed servers: instead of a CA, the server is verified by the
+sha256 fingerprint pinned at ``remote add`` (urllib3's
+``assert_fingerprint``), on every connection, and the client presents
+its own certificate. Websockets (exec, console) get the same treatment
+through :func:`open_socket`.
 """
 
 from __future__ import annotations
@@ -17,65 +17,12 @@ import ssl
 from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection
-from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.util.timeout import Timeout
 
 from nova_lxd.cli.errors import CertificateMismatch
+from nova_lxd.client.unix import UNIX_BASE, UnixAdapter
 
-UNIX_BASE = "http://nlxd"
-
-
-class _UnixConnection(HTTPConnection):
-    """An HTTP connection whose socket is an AF_UNIX stream."""
-
-    def __init__(self, socket_path: str, **kwargs) -> None:
-        super().__init__("localhost", **kwargs)
-        self.socket_path = socket_path
-
-    def _new_conn(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        timeout = self.timeout
-        if isinstance(timeout, int | float):
-            sock.settimeout(timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
-
-class _UnixPool(HTTPConnectionPool):
-    def __init__(self, socket_path: str) -> None:
-        super().__init__("localhost")
-        self.socket_path = socket_path
-
-    def _new_conn(self) -> _UnixConnection:
-        timeout = self.timeout.connect_timeout
-        if not isinstance(timeout, int | float):
-            timeout = None
-        return _UnixConnection(self.socket_path, timeout=timeout)
-
-
-class UnixAdapter(HTTPAdapter):
-    """Sends every request of its prefix to one unix socket."""
-
-    def __init__(self, socket_path: str) -> None:
-        super().__init__()
-        self.socket_path = socket_path
-        self._pool = _UnixPool(socket_path)
-
-    def get_connection_with_tls_context(self, request, verify,
-                                        proxies=None, cert=None):
-        return self._pool
-
-    def get_connection(self, url, proxies=None):
-        return self._pool
-
-    def close(self) -> None:
-        self._pool.close()
-        super().close()
+__all__ = ["UNIX_BASE", "PinnedAdapter", "UnixAdapter", "open_socket"]
 
 
 class PinnedAdapter(HTTPAdapter):

@@ -90,6 +90,16 @@ class Operations:
         op.task = asyncio.ensure_future(self._run(op, body))
         return op
 
+    def task_async(self, description: str,
+                   resources: dict[str, list[str]],
+                   body: Callable[[Operation], Awaitable[
+                       dict[str, Any] | None]]) -> Operation:
+        """A task whose body runs on the event loop (it talks to another
+        daemon, and calls the engine through ``Context.call``)."""
+        op = self._new("task", description, resources)
+        op.task = asyncio.ensure_future(self._run(op, lambda: body(op)))
+        return op
+
     def websocket(self, description: str, resources: dict[str, list[str]],
                   metadata: dict[str, Any],
                   body: Callable[[Operation], Awaitable[

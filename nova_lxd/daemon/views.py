@@ -41,6 +41,12 @@ def instance_url(name: str) -> str:
     return f"/1.0/instances/{name}"
 
 
+def instance_resources(name: str) -> dict[str, list[str]]:
+    """An operation's ``resources`` for one instance (both spellings)."""
+    return {"instances": [instance_url(name)],
+            "containers": [f"/1.0/containers/{name}"]}
+
+
 def instance_config(record: ContainerRecord) -> dict[str, str]:
     """The config a client sees: limits (writable) plus read-only facts
     the engine keeps (``volatile.*``, ``user.*`` metadata)."""

@@ -11,9 +11,9 @@ from aiohttp import web
 from nova_lxd.daemon import envelopes, errors
 from nova_lxd.daemon.context import ctx
 from nova_lxd.daemon.exec_session import ExecSession
-from nova_lxd.daemon.handlers.instances import resources
 from nova_lxd.daemon.handlers.logs import log_url
 from nova_lxd.daemon.middleware import json_body
+from nova_lxd.daemon.views import instance_resources as resources
 
 SESSIONS: web.AppKey[dict[str, ExecSession]] = web.AppKey("exec", dict)
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from nova_lxd.daemon import envelopes, errors, views
 from nova_lxd.daemon.context import Context, ctx
+from nova_lxd.daemon.handlers import migration
 from nova_lxd.daemon.middleware import json_body
 from nova_lxd.engine import liblxc
 
@@ -22,9 +23,7 @@ _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024,
           "P": 1000 ** 5, "PB": 1000 ** 5, "PIB": 1024 ** 5}
 
 
-def resources(name: str) -> dict[str, list[str]]:
-    return {"instances": [views.instance_url(name)],
-            "containers": [f"/1.0/containers/{name}"]}
+resources = views.instance_resources
 
 
 def _size(value: Any) -> int:
@@ -91,11 +90,14 @@ async def create_instance(request: web.Request) -> web.Response:
         raise errors.BadRequest("Only containers are supported")
     source = body.get("source") or {}
     if not isinstance(source, dict) or source.get("type") not in (
-            "image", "copy"):
-        raise errors.BadRequest("Only source types 'image' and 'copy' "
-                                "are supported")
+            "image", "copy", "migration"):
+        raise errors.BadRequest("Only source types 'image', 'copy' and "
+                                "'migration' are supported")
     if source["type"] == "copy":
         return _copy(c, name, source, body)
+    if source["type"] == "migration":
+        return await migration.create_from_migration(request, c, name,
+                                                     source)
     ref = source.get("alias") or source.get("fingerprint")
     if not isinstance(ref, str) or not ref:
         raise errors.BadRequest("source needs an alias or a fingerprint")
@@ -205,22 +207,17 @@ async def patch_instance(request: web.Request) -> web.Response:
 
 async def post_instance(request: web.Request) -> web.Response:
     """``POST /1.0/instances/{name}``: what the body asks for, by its
-    keys (LXD's rename today; migration, later, is one more entry)."""
+    keys: a migration (``nova_lxd.daemon.migration``) or a rename."""
     c = ctx(request)
     name = request.match_info["name"]
     body = await json_body(request)
     for key, action in _POST_ACTIONS:
         if body.get(key):
-            return await action(c, name, body)
+            return await action(request, c, name, body)
     raise errors.BadRequest("The body needs a new name ({\"name\": ...})")
 
 
-async def _refuse_migration(c: Context, name: str,
-                            body: dict[str, Any]) -> web.Response:
-    raise errors.BadRequest("instance migration is not supported yet")
-
-
-async def _rename(c: Context, name: str,
+async def _rename(request: web.Request, c: Context, name: str,
                   body: dict[str, Any]) -> web.Response:
     """As LXD: a running instance is refused (400); the rest (a taken or
     invalid name) is the engine's to say, in the operation."""
@@ -244,8 +241,9 @@ async def _rename(c: Context, name: str,
 
 
 _POST_ACTIONS: tuple[tuple[str, Callable[
-    [Context, str, dict[str, Any]], Awaitable[web.Response]]], ...] = (
-    ("migration", _refuse_migration),
+    [web.Request, Context, str, dict[str, Any]],
+    Awaitable[web.Response]]], ...] = (
+    ("migration", migration.migrate_instance),
     ("name", _rename),
 )
 """Body key -> action, first match wins (``migration`` bodies carry a

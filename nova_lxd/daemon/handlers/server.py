@@ -18,7 +18,7 @@ API_EXTENSIONS = [
     "etag", "patch", "container_exec_signal_handling", "instances",
     "instance_create_start", "explicit_trust_token", "certificate_token",
     "image_export", "operation_wait", "file_delete", "file_append",
-    "file_symlinks",
+    "file_symlinks", "container_push", "container_push_target",
 ]
 VERSION = "1.0"
 

@@ -1,0 +1,1 @@
+"""Clients of the daemon shared by nlxc, the Nova driver and tests."""
