@@ -81,7 +81,8 @@ ROUTES = [
     *[r._replace(path=f"/1.0/containers{r.path}") for r in _INSTANCE],
     Route("GET", "/1.0/images", images.list_images, "List images"),
     Route("POST", "/1.0/images", images.create_image,
-          "Import an image tarball (raw body)", "async"),
+          "Import an image tarball (raw body) or a split image "
+          "(multipart: metadata, rootfs)", "async"),
     Route("GET", "/1.0/images/aliases", images.list_aliases,
           "List image aliases"),
     Route("POST", "/1.0/images/aliases", images.add_alias,

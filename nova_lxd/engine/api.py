@@ -127,6 +127,18 @@ class Engine:
             container_format=container_format,
             progress=progress or LogProgress(Path(source).name))
 
+    def import_split_image(self, metadata: Path, rootfs: Path, *,
+                           aliases: tuple[str, ...] = (),
+                           properties: dict[str, Any] | None = None
+                           ) -> Image:
+        """An LXD split image: a metadata tarball (metadata.yaml and
+        templates/) and a root tarball. Its fingerprint is LXD's, the
+        sha256 of metadata then rootfs; the store keeps the rootfs
+        tarball, metadata.yaml as properties (as for unified tarballs)."""
+        return self.importer.import_split(
+            Path(metadata), Path(rootfs), aliases=tuple(aliases),
+            properties=properties)
+
     def prune_images(self, max_bytes: int | None = None) -> list[Image]:
         """Remove least recently used images that no container uses until
         the store holds at most ``max_bytes`` (default from the config;

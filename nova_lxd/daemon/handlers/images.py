@@ -8,6 +8,7 @@ import hashlib
 import os
 import tempfile
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from nova_lxd.engine import errors as engine_errors
 from nova_lxd.engine.images.store import Image
 
 CHUNK = 1024 * 1024
+_SPLIT_PARTS = ("metadata", "rootfs")
 
 
 def _url(fingerprint: str) -> str:
@@ -64,8 +66,7 @@ async def create_image(request: web.Request) -> web.Response:
     if request.content_type == "application/json":
         return _publish(c, await json_body(request))
     if request.content_type.startswith("multipart/"):
-        raise errors.BadRequest("Split images (metadata + rootfs) are not "
-                                "supported: upload a unified tarball")
+        return await _create_split(request)
     limit = c.settings.max_upload_size
     if (request.content_length or 0) > limit:
         raise errors.TooLarge(f"Image larger than {limit} bytes")
@@ -75,10 +76,13 @@ async def create_image(request: web.Request) -> web.Response:
     fd, tmp = tempfile.mkstemp(dir=_uploads(c), prefix="upload-")
     path = Path(tmp)
     try:
-        digest = await _receive(request, fd, limit)
+        hasher = hashlib.sha256()
+        await _receive(c, request.content.iter_chunked(CHUNK), fd, limit,
+                       hasher)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    digest = hasher.hexdigest()
     wanted = request.headers.get("X-LXD-fingerprint")
     if wanted and wanted != digest:
         path.unlink(missing_ok=True)
@@ -98,20 +102,82 @@ async def create_image(request: web.Request) -> web.Response:
     return envelopes.async_(op.to_dict())
 
 
-async def _receive(request: web.Request, fd: int, limit: int) -> str:
-    c = ctx(request)
-    digest = hashlib.sha256()
-    size = 0
+async def _receive(c: Context, chunks: AsyncIterator[bytes], fd: int,
+                   limit: int, digest: Any, size: int = 0) -> int:
+    """Write ``chunks`` (a request body or one multipart part) to ``fd``
+    (closed after), hashing them into ``digest``; the bytes so far,
+    counted from ``size``, never beyond ``limit``."""
+    start = size
     with os.fdopen(fd, "wb") as out:
-        async for chunk in request.content.iter_chunked(CHUNK):
+        async for chunk in chunks:
             size += len(chunk)
             if size > limit:
                 raise errors.TooLarge(f"Image larger than {limit} bytes")
             digest.update(chunk)
             await c.call(out.write, chunk)
-    if size == 0:
+    if size == start:
         raise errors.BadRequest("Empty image upload")
-    return digest.hexdigest()
+    return size
+
+
+async def _part_chunks(part: Any) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+async def _create_split(request: web.Request) -> web.Response:
+    """A split image as pylxd's ``Image.create(rootfs, metadata=...)``
+    sends it: multipart parts ``metadata`` then ``rootfs``, each streamed
+    to a file in the state directory, bounded together by the upload
+    limit; the fingerprint (LXD's: sha256 of metadata then rootfs) is
+    checked against ``X-LXD-fingerprint``."""
+    c = ctx(request)
+    limit = c.settings.max_upload_size
+    properties = _properties(request.headers.get("X-LXD-properties", ""))
+    aliases = tuple(a for a in request.headers.get(
+        "X-LXD-aliases", "").split(",") if a)
+    reader = await request.multipart()
+    digest = hashlib.sha256()
+    paths: list[Path] = []
+    size = 0
+    try:
+        for expected in _SPLIT_PARTS:
+            part = await reader.next()
+            if part is None or getattr(part, "name", None) != expected:
+                raise errors.BadRequest(
+                    f"A split image is two parts, metadata then rootfs: "
+                    f"part {expected!r} is missing (virtual machine "
+                    "images are not supported)")
+            fd, tmp = tempfile.mkstemp(dir=_uploads(c),
+                                       prefix=f"upload-{expected}-")
+            paths.append(Path(tmp))
+            size = await _receive(c, _part_chunks(part), fd, limit, digest,
+                                  size)
+        if await reader.next() is not None:
+            raise errors.BadRequest("A split image has only the parts "
+                                    f"{', '.join(_SPLIT_PARTS)}")
+        wanted = request.headers.get("X-LXD-fingerprint")
+        if wanted and wanted != digest.hexdigest():
+            raise errors.BadRequest("The upload does not match "
+                                    "X-LXD-fingerprint")
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
+    metadata, rootfs = paths
+
+    def run() -> dict[str, Any]:
+        try:
+            image = c.engine.import_split_image(
+                metadata, rootfs, aliases=aliases, properties=properties)
+        finally:
+            metadata.unlink(missing_ok=True)
+            rootfs.unlink(missing_ok=True)
+        c.events.lifecycle("image-created", _url(image.fingerprint))
+        return {"fingerprint": image.fingerprint, "size": image.size}
+
+    op = c.operations.task("Uploading split image", {"images": []}, run)
+    return envelopes.async_(op.to_dict())
 
 
 def _publish(c: Context, body: dict[str, Any]) -> web.Response:

@@ -20,9 +20,11 @@ from nova_lxd.engine import errors
 _CHUNK = 1024 * 1024
 
 
-def copy_hashed(source: Path, dest: Path, limit: int) -> tuple[str, int]:
-    """Copy ``source`` to the new file ``dest``; its sha256 and size."""
-    digest = hashlib.sha256()
+def copy_hashed(source: Path, dest: Path, limit: int, *,
+                hash_prefix: bytes = b"") -> tuple[str, int]:
+    """Copy ``source`` to the new file ``dest``; its sha256 (of
+    ``hash_prefix`` then the file, which alone is copied) and size."""
+    digest = hashlib.sha256(hash_prefix)
     size = 0
     buf = bytearray(_CHUNK)
     view = memoryview(buf)

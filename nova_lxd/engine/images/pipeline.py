@@ -49,6 +49,8 @@ from nova_lxd.engine.images.store import Image, ImageStore
 
 LOG = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
+_META_SLACK = 1024 * 1024
+"""Tar headers and padding a split image's metadata part may add."""
 
 
 @dataclasses.dataclass
@@ -118,6 +120,29 @@ class ImageImporter:
                 move=True, facts="os_distro" not in props,
                 checked=conversion.checked)
 
+    def import_split(self, metadata: Path, rootfs: Path, *,
+                     aliases: tuple[str, ...] = (),
+                     properties: dict[str, Any] | None = None) -> Image:
+        """A split image (see ``Engine.import_split_image``); the
+        metadata part is bounded by what a unified tarball may hold."""
+        limit = unified.MAX_METADATA + unified.MAX_TEMPLATES + _META_SLACK
+        if metadata.stat().st_size > limit:
+            raise errors.ImageTooLarge(
+                source="metadata", limit=f"{limit} bytes",
+                reason="the metadata part is larger than its metadata.yaml "
+                       "and templates may be")
+        meta = unified.read_metadata(
+            metadata, max_members=self.config.max_image_members)
+        found = self._identify(rootfs, None, None)
+        if found.kind != "tar":
+            raise errors.InvalidImage(
+                source="rootfs", reason=f"the rootfs part is {found.kind}, "
+                "not a root tarball (tar -C rootfs -c .)")
+        props = {**_unified_properties(meta), **(properties or {})}
+        return self.store.import_tarball(
+            rootfs, aliases=aliases, properties=props, facts=True,
+            hash_prefix=metadata.read_bytes())
+
     # -- anywhere (offline) ------------------------------------------------
 
     def convert_file(self, source: Path, dest: Path, *,
@@ -180,11 +205,8 @@ class ImageImporter:
                 source, out, max_bytes=self.config.max_unpacked_size,
                 max_members=self.config.max_image_members)
             progress("repack", 1.0)
-            props = dict(meta.properties)
-            props["architecture"] = meta.architecture
-            if meta.templates:
-                props["templates"] = meta.templates
-            return Conversion("unified", found.compression, props,
+            return Conversion("unified", found.compression,
+                              _unified_properties(meta),
                               "LXD unified tarball: rootfs/ re-rooted")
         limits = qemu.Limits(cpu_seconds=self.config.qemu_img_cpu_seconds,
                              memory=self.config.qemu_img_memory,
@@ -205,6 +227,15 @@ class ImageImporter:
         return Conversion("disk", found.disk_format, props, detail,
                           checked=extract.ExtractStats(
                               bytes=result.tar_bytes))
+
+
+def _unified_properties(meta: unified.UnifiedMetadata) -> dict[str, Any]:
+    """An image's properties from its metadata.yaml."""
+    props: dict[str, Any] = dict(meta.properties)
+    props["architecture"] = meta.architecture
+    if meta.templates:
+        props["templates"] = meta.templates
+    return props
 
 
 class _BackgroundHash:

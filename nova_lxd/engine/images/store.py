@@ -195,7 +195,8 @@ class ImageStore:
                        properties: Mapping[str, Any] | None = None,
                        origin: Mapping[str, Any] | None = None,
                        move: bool = False, facts: bool = False,
-                       checked: extract.ExtractStats | None = None
+                       checked: extract.ExtractStats | None = None,
+                       hash_prefix: bytes = b""
                        ) -> Image:
         """Copy ``source`` into the store (after checking it with the
         rules of ``extract_rootfs``) and return its Image. A file already
@@ -212,8 +213,14 @@ class ImageStore:
         it checked (a mounted disk, a repacked unified tarball) and these
         are its stats: the scan is skipped, as it would only repeat those
         checks. Every member is still checked again when a container is
-        created from the image."""
+        created from the image.
+        ``hash_prefix``: bytes hashed before the file into its fingerprint
+        (not stored): a split image's metadata tarball, as LXD's
+        fingerprint of a split image is the sha256 of metadata then
+        rootfs."""
         source = Path(source)
+        if move and hash_prefix:
+            raise ValueError("hash_prefix is for copied files")
         if move:
             self._check_scratch_file(source)
         if isinstance(aliases, str):
@@ -236,7 +243,8 @@ class ImageStore:
                 os.rename(source, upload)
                 fp, size = ingest.hash_in_place(upload, limit)
             else:
-                fp, size = ingest.copy_hashed(source, upload, limit)
+                fp, size = ingest.copy_hashed(source, upload, limit,
+                                              hash_prefix=hash_prefix)
             if (self.directory / fp).is_dir():
                 LOG.info("Image %s already imported (from %s)", fp, source)
                 return self._commit_aliases(fp, aliases)

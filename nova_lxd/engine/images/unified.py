@@ -80,6 +80,18 @@ def repack(source: Path, out: Path, *,
         raise
 
 
+def read_metadata(source: Path, *,
+                  max_members: int = EngineConfig.max_image_members
+                  ) -> UnifiedMetadata:
+    """The metadata of a split image's metadata tarball (metadata.yaml
+    and templates/, checked as in a unified tarball); a tarball that also
+    holds rootfs/ is refused (upload it as a unified tarball instead)."""
+    walk = _MetadataOnly(Path(source), None, MAX_METADATA + MAX_TEMPLATES,
+                         max_members)
+    walk.run()
+    return walk.result()
+
+
 class _Repack(extract.Scan):
 
     def __init__(self, source: Path, dest: tarfile.TarFile, max_bytes: int,
@@ -226,6 +238,21 @@ class _Repack(extract.Scan):
                               f"a string of at most {_MAX_SCALAR} "
                               "characters")
         return dict(mapping)
+
+
+class _MetadataOnly(_Repack):
+    """A split image's metadata part: nothing under rootfs/."""
+
+    def make(self, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str,
+             kind: str, target: str | None) -> None:
+        if rel:
+            self._invalid("the metadata part holds rootfs/ members: upload "
+                          "one unified tarball, or the rootfs as the "
+                          "rootfs part")
+
+    def result(self) -> UnifiedMetadata:
+        self.entries = 1  # the rootfs comes in its own part
+        return super().result()
 
 
 class _Loader(yaml.BaseLoader):
