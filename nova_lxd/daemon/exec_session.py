@@ -36,6 +36,9 @@ CHUNK = 65536
 
 
 class ExecSession:
+    forwards_signals = True
+    """Whether the control socket's ``signal`` reaches the process."""
+
     def __init__(self, engine: Engine, name: str, argv: list[str], *,
                  env: dict[str, str], cwd: str, uid: int, gid: int,
                  interactive: bool, width: int, height: int,
@@ -240,7 +243,8 @@ class ExecSession:
                     self.size = (int(args["width"]), int(args["height"]))
                     if self.master is not None:
                         self._resize(self.master, *self.size)
-                elif command.get("command") == "signal" and self.pid:
+                elif command.get("command") == "signal" and self.pid \
+                        and self.forwards_signals:
                     os.kill(self.pid, int(command["signal"]))
             except (ValueError, KeyError, TypeError, AttributeError,
                     OSError) as exc:

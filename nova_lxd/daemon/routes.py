@@ -10,6 +10,7 @@ from aiohttp import web
 
 from nova_lxd.daemon.handlers import (
     certificates,
+    console,
     events,
     exec,
     files,
@@ -55,6 +56,10 @@ _INSTANCE = [
           "Delete a recorded exec output file"),
     Route("GET", "/{name}/console", state.get_console,
           "Get the console log", "raw"),
+    Route("POST", "/{name}/console", console.attach_console,
+          "Attach to the console (websockets, as exec's)", "async"),
+    Route("DELETE", "/{name}/console", console.clear_console,
+          "Clear the console log"),
     Route("POST", "/{name}/exec", exec.execute, "Run a command", "async"),
     Route("GET", "/{name}/files", files.get_file,
           "Pull a file (or list a directory)", "raw"),

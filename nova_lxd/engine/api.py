@@ -382,6 +382,23 @@ class Engine:
         return console.read_console_log(
             self.containers.records.paths(name).console_log, max_bytes)
 
+    def console_log_clear(self, name: str) -> None:
+        self.containers.get(name)
+        console.clear_console_log(
+            self.containers.records.paths(name).console_log)
+
+    def console_attach(self, name: str, *, stdin: int, stdout: int,
+                       stderr: int) -> int:
+        """Attach the running container's /dev/console to the caller's
+        fds (a pty) and return the pid of the attachment: killing it
+        detaches; the console log keeps being written meanwhile."""
+        self.containers.get(name)
+        return console.attach(
+            name, self.containers.open(name),
+            lxcpath=self.config.containers_dir,
+            tool=console.console_tool(self.config.lxc_start),
+            stdin=stdin, stdout=stdout, stderr=stderr)
+
     def execute_recorded(self, name: str, command: list[str],
                          **kwargs: Any
                          ) -> tuple[execute.ExecResult, tuple[str, str]]:

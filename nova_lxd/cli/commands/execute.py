@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("name", metavar="[REMOTE:]NAME")
     p.add_argument("--show-log", action="store_true",
                    help="print the console log and exit")
+    p.add_argument("--force", action="store_true",
+                   help="take the console over from another client")
     p.set_defaults(func=console)
 
 
@@ -110,13 +112,16 @@ def attach(client: Client, op_body: dict, interactive: bool) -> int:
     return int((op.get("metadata") or {}).get("return", 0)) & 0xFF
 
 
-def _interactive(ws, control: streams.Control) -> None:
+def _interactive(ws, control: streams.Control, detach=None,
+                 on_detach=None) -> None:
+    """Raw terminal, window size forwarded; ``detach`` recognises the
+    keys that end it (``console``'s Ctrl-a q), then ``on_detach`` runs."""
     def resize(*_):
         control.resize(*terminal.size())
     old = signal.signal(signal.SIGWINCH, resize)
     try:
         with terminal.raw(0):
-            streams.thread(streams.copy_in, ws, 0)
+            streams.thread(streams.copy_in, ws, 0, detach, on_detach)
             streams.copy_out(ws, 1)
     finally:
         signal.signal(signal.SIGWINCH, old)
@@ -152,7 +157,8 @@ def console(ctx: Context, args) -> int:
     try:
         op = client.start("POST", path, json={"width": width,
                                               "height": height,
-                                              "type": "console"})
+                                              "type": "console",
+                                              "force": args.force})
     except ApiError as err:
         if err.status not in (404, 405, 501):
             raise
@@ -169,10 +175,7 @@ def console(ctx: Context, args) -> int:
         control.close()
         ws.abort()
     try:
-        with terminal.raw(0):
-            streams.thread(streams.copy_in, ws, 0, streams.DetachKey(),
-                           detach)
-            streams.copy_out(ws, 1)
+        _interactive(ws, control, streams.DetachKey(), detach)
     finally:
         control.close()
     return 0

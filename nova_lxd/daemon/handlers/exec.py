@@ -74,16 +74,22 @@ async def execute(request: web.Request) -> web.Response:
         c.engine, name, argv, env=env, cwd=cwd, uid=uid, gid=gid,
         interactive=interactive, width=_int(body, "width", 80),
         height=_int(body, "height", 25), secrets=secrets)
+    return start_session(request, f"Executing command in {name}", session)
 
+
+def start_session(request: web.Request, description: str,
+                  session: ExecSession) -> web.Response:
+    """The websocket operation that runs ``session`` (exec, console),
+    registered for ``operation_websocket`` while it runs."""
     async def run_session(op: Any) -> dict[str, Any]:
         try:
             return await session.run()
         finally:
             request.app[SESSIONS].pop(op.id, None)
 
-    op = c.operations.websocket(f"Executing command in {name}",
-                                resources(name), {"fds": secrets},
-                                run_session, on_cancel=session.cancel)
+    op = ctx(request).operations.websocket(
+        description, resources(session.name), {"fds": session.secrets},
+        run_session, on_cancel=session.cancel)
     request.app[SESSIONS][op.id] = session
     return envelopes.async_(op.to_dict())
 

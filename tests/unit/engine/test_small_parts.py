@@ -65,6 +65,15 @@ def test_console_log_joins_rotated_file(tmp_path):
     assert console.read_console_log(log) == "old\nnew\n"
     assert console.read_console_log(log, max_bytes=6) == "d\nnew\n"
     assert console.read_console_log(tmp_path / "none.log") == ""
+    console.clear_console_log(log)
+    assert console.read_console_log(log) == ""
+    console.clear_console_log(tmp_path / "none.log")  # nothing to clear
+
+
+def test_console_tool_sits_next_to_lxc_start():
+    assert console.console_tool("lxc-start") == "lxc-console"
+    assert console.console_tool("/opt/lxc/bin/lxc-start") == \
+        "/opt/lxc/bin/lxc-console"
 
 
 def test_write_in_rootfs_refuses_symlinked_dirs(tmp_path):
