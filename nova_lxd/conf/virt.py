@@ -42,6 +42,16 @@ them is the same host uid as root in the others, so a process escaping
 one owns the files of all of them. Isolated ranges are the default.
 """),
     cfg.StrOpt(
+        "daemon_socket",
+        default="",
+        help="""
+Unix socket of this host's ``nlxd``, through which instances move to and
+from other hosts (cold migration, resize to another host). nova-compute
+must be able to open it (``[daemon] socket_group``), and the hosts'
+daemons must serve HTTPS and trust each other's certificates. Empty:
+``daemon/unix.socket`` under ``[lxc] root``, the daemon's default.
+"""),
+    cfg.StrOpt(
         "image_download_dir",
         help="""
 Where nova-compute, unprivileged, writes Glance images while it downloads

@@ -33,6 +33,7 @@ from oslo_concurrency import processutils
 from oslo_log import log as logging
 
 from nova_lxd import conf as lxd_conf
+from nova_lxd.client.local import LocalDaemon
 from nova_lxd.engine import errors, liblxc
 from nova_lxd.engine.nics import Nic
 from nova_lxd.privsep.proxy import PrivilegedEngine
@@ -44,7 +45,8 @@ from nova_lxd.virt import (
     metadata,
     vifs,
 )
-from nova_lxd.virt.moves import SameHostMovesMixin
+from nova_lxd.virt.live_migration import LiveMigrationMixin
+from nova_lxd.virt.moves import MovesMixin
 from nova_lxd.virt.naming import container_name
 
 __all__ = ["LXCDriver", "container_name"]
@@ -91,7 +93,7 @@ def _with_rates(nic: Nic, spec: flavor.ContainerSpec) -> Nic:
         egress_burst=spec.nic_egress_burst)
 
 
-class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
+class LXCDriver(MovesMixin, LiveMigrationMixin, driver.ComputeDriver):
     """Boots Nova instances as unprivileged system containers."""
 
     capabilities = dict(
@@ -110,6 +112,9 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
         # not implemented yet. suspend/resume freeze the processes
         # (memory stays in RAM): no stateful suspend until CRIU is used.
         supports_attach_interface=False,
+        # Rebuilt from the image on another host (no storage is shared
+        # between hosts: see ``check_instance_shared_storage_local``).
+        supports_evacuate=True,
     )
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
@@ -122,6 +127,12 @@ class LXCDriver(SameHostMovesMixin, driver.ComputeDriver):
         """Built on first use, not at load: tests swap CONF after
         import. Every call crosses into the privsep daemon."""
         return PrivilegedEngine(lxd_conf.engine_config(CONF))
+
+    @property
+    def daemon(self) -> LocalDaemon:
+        """This host's nlxd, which moves containers to other hosts."""
+        return LocalDaemon(CONF.lxc.daemon_socket or
+                           self.engine.config.root / "daemon" / "unix.socket")
 
     @property
     def download_dir(self) -> Path:

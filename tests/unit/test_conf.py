@@ -41,7 +41,8 @@ def test_one_option_per_field() -> None:
     # After the engine's, the driver's own options.
     assert [o.name for o in group_opts][len(FIELDS):] == [
         "allow_privileged_flavors", "allow_nesting_flavors",
-        "allow_shared_idmap_flavors", "image_download_dir"]
+        "allow_shared_idmap_flavors", "daemon_socket",
+        "image_download_dir"]
 
 
 def test_privileged_flavors_are_off_by_default(conf) -> None:
