@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 from nova_lxd.cli import output
 from nova_lxd.cli.client import q
@@ -19,8 +20,13 @@ def register(sub) -> None:
                                      "trust tokens")
     tsub = t.add_subparsers(dest="trust_cmd", metavar="COMMAND",
                             required=True)
-    p = tsub.add_parser("add", help="make a single-use trust token")
+    p = tsub.add_parser("add", help="make a single-use trust token, or "
+                                    "trust a certificate file")
     p.add_argument("name", metavar="[REMOTE:]CLIENT_NAME")
+    p.add_argument("--certificate", metavar="PEM_FILE",
+                   help="trust this certificate at once (e.g. another "
+                        "host's daemon/server.crt, for moves between "
+                        "hosts) instead of making a token")
     p.set_defaults(func=add)
     p = tsub.add_parser("list", aliases=["ls"],
                         help="list trusted certificates")
@@ -54,6 +60,17 @@ def add(ctx: Context, args) -> int:
     client = ctx.remote_only(remote + ":" if remote else None)
     if not name:
         raise CliError("a client name is required")
+    if args.certificate:
+        try:
+            pem = Path(args.certificate).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {args.certificate}: {exc}"
+                           ) from None
+        client.call("POST", "/1.0/certificates",
+                    json={"type": "client", "name": name,
+                          "certificate": pem})
+        print(f"Certificate {name} trusted")
+        return 0
     body = client.start("POST", "/1.0/certificates",
                         json={"type": "client", "name": name,
                               "token": True})
