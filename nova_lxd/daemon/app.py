@@ -7,7 +7,7 @@ import weakref
 
 from aiohttp import web
 
-from nova_lxd.daemon import middleware, routes
+from nova_lxd.daemon import log_events, middleware, routes
 from nova_lxd.daemon.auth.trust import TrustStore
 from nova_lxd.daemon.context import CONTEXT, Context, Settings
 from nova_lxd.daemon.events import EventHub
@@ -31,4 +31,10 @@ def build_app(engine: Engine, settings: Settings) -> web.Application:
     app[WEBSOCKETS] = weakref.WeakKeyDictionary()
     routes.add_routes(app)
     app.on_shutdown.append(close_streams)
+    handler = log_events.install(events)
+
+    async def stop_logging_events(_app: web.Application) -> None:
+        log_events.remove(handler)
+
+    app.on_cleanup.append(stop_logging_events)
     return app

@@ -1,5 +1,6 @@
-"""``/1.0/events``: operation and lifecycle events fanned out to
-websocket subscribers.
+"""``/1.0/events``: operation, lifecycle and logging events (the
+daemon's own log records, see ``log_events``) fanned out to websocket
+subscribers.
 
 Publishers may run in worker threads (engine calls): events are handed
 to the event loop, which alone touches the subscriber queues.
@@ -33,6 +34,12 @@ class EventHub:
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._subscribers.pop(queue, None)
+
+    def wants(self, kind: str) -> bool:
+        """Whether any subscriber takes ``kind`` (callable from any
+        thread: it reads a copy of the subscriptions)."""
+        return any(not types or kind in types
+                   for types in tuple(self._subscribers.values()))
 
     def publish(self, kind: str, metadata: dict[str, Any]) -> None:
         event = {"type": kind, "timestamp": now_iso(), "metadata": metadata,

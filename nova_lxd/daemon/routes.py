@@ -113,7 +113,7 @@ ROUTES = [
           exec.operation_websocket, "Connect an operation's websocket "
           "(?secret=)", "websocket"),
     Route("GET", "/1.0/events", events.events,
-          "Event stream (?type=operation,lifecycle)", "websocket"),
+          "Event stream (?type=operation,lifecycle,logging)", "websocket"),
     Route("GET", "/1.0/certificates", certificates.list_certificates,
           "List trusted certificates"),
     Route("POST", "/1.0/certificates", certificates.add_certificate,

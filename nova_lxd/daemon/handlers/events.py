@@ -1,4 +1,5 @@
-"""``/1.0/events``: a websocket of operation and lifecycle events."""
+"""``/1.0/events``: a websocket of operation, lifecycle and logging
+events (``?type=``; none: all, as LXD)."""
 
 from __future__ import annotations
 
