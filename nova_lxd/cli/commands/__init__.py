@@ -9,10 +9,11 @@ from nova_lxd.cli.commands import (
     files,
     images,
     instances,
+    migrate,
     remotes,
     snapshots,
     trust,
 )
 
-MODULES = (instances, execute, files, snapshots, images, remotes,
+MODULES = (instances, migrate, execute, files, snapshots, images, remotes,
            trust)

@@ -1,5 +1,5 @@
 """Instance lifecycle: launch, list, info, start/stop/restart/freeze/
-unfreeze, rename (``move`` on one remote), delete, and ``config``
+unfreeze, rename, delete, and ``config``
 (limits and other keys)."""
 
 from __future__ import annotations
@@ -51,12 +51,11 @@ def register(sub) -> None:
                    help="stop a running instance first")
     p.set_defaults(func=delete)
 
-    for command, aliases in (("rename", []), ("move", ["mv"])):
-        p = sub.add_parser(command, aliases=aliases,
-                           help="rename a stopped instance (on one remote)")
-        p.add_argument("name", metavar="[REMOTE:]NAME")
-        p.add_argument("new_name", metavar="[REMOTE:]NEW_NAME")
-        p.set_defaults(func=rename)
+    p = sub.add_parser("rename",
+                       help="rename a stopped instance (on one remote)")
+    p.add_argument("name", metavar="[REMOTE:]NAME")
+    p.add_argument("new_name", metavar="[REMOTE:]NEW_NAME")
+    p.set_defaults(func=rename)
 
     config = sub.add_parser("config", help="instance configuration")
     csub = config.add_subparsers(dest="config_cmd", metavar="COMMAND",
@@ -276,13 +275,13 @@ def delete(ctx: Context, args) -> int:
 
 
 def rename(ctx: Context, args) -> int:
-    """``rename``/``move`` on one remote (moves between remotes are
-    migrations, not supported yet)."""
+    """``rename``, and ``move`` on one remote (``commands.migrate``
+    moves between remotes)."""
     source = address.parse_name(ctx.config, args.name)
     target = address.parse_name(ctx.config, args.new_name)
     if ":" in args.new_name and target.remote != source.remote:
-        raise CliError("moving an instance to another remote is not "
-                       "supported yet: rename it on its own remote")
+        raise CliError("rename works on one remote: use 'nlxc move' to "
+                       "move an instance to another remote")
     client = ctx.client(source.remote)
     run(ctx, client, "POST", f"/1.0/instances/{q(source.name)}",
         f"rename {source.name}", json={"name": target.name})
