@@ -28,7 +28,6 @@ from oslo_log import log as logging
 from nova_lxd.engine import errors, limits, names
 from nova_lxd.engine.containers import records
 from nova_lxd.engine.containers.records import ContainerRecord
-from nova_lxd.engine.revert import Reverter
 
 if TYPE_CHECKING:
     from nova_lxd.engine.containers.manager import ContainerManager
@@ -51,19 +50,11 @@ def rename(manager: ContainerManager, old: str, new: str) -> ContainerRecord:
     names.validate_container_name(new)
     if old == new:
         raise errors.ContainerExists(name=new)
-    new_paths = manager.records.paths(new)
-    old_lock, new_lock = manager.lock(old), manager.lock(new)
-    with old_lock, new_lock, Reverter() as revert:
+    old_lock = manager.lock(old)
+    with old_lock, manager.claim(new) as (_new_lock, revert):
         record = manager._load_or_forget(old, old_lock)
         if record.phase != records.READY:
             raise errors.ContainerNotFound(name=old)
-        # Undone last: a refused rename leaves no lock file for ``new``.
-        revert.add(lambda: setattr(new_lock, "unlink_on_release",
-                                   not new_paths.directory.exists()))
-        if new_paths.directory.exists():
-            manager._recover_one(new, held=new_lock)
-            if new_paths.directory.exists():
-                raise errors.ContainerExists(name=new)
         manager._require_stopped(old, "rename")
         if record.rescue_image:
             raise errors.InvalidState(action="rename", name=old,

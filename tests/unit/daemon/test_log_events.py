@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from nova_lxd.daemon import log_events
 
@@ -23,31 +25,30 @@ class FakeHub:
         self.published.append((kind, metadata))
 
 
-def _logger(hub: FakeHub) -> tuple[logging.Logger, logging.Handler]:
-    logger = logging.getLogger("nova_lxd.test.log_events")
-    logger.setLevel(logging.DEBUG)
+@contextlib.contextmanager
+def _logging_to(hub: FakeHub) -> Iterator[logging.Logger]:
+    """A test logger (and the logger the hub logs to) feeding ``hub``."""
     handler = log_events.EventLogHandler(hub)
-    logger.addHandler(handler)
-    logging.getLogger("nova_lxd.test.inner").addHandler(handler)
-    return logger, handler
-
-
-def _drop(handler: logging.Handler) -> None:
-    for name in ("nova_lxd.test.log_events", "nova_lxd.test.inner"):
-        logging.getLogger(name).removeHandler(handler)
+    names = ("nova_lxd.test.log_events", "nova_lxd.test.inner")
+    for name in names:
+        logging.getLogger(name).addHandler(handler)
+    logger = logging.getLogger(names[0])
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield logger
+    finally:
+        for name in names:
+            logging.getLogger(name).removeHandler(handler)
 
 
 def test_records_become_events_once():
     hub = FakeHub()
-    logger, handler = _logger(hub)
-    try:
+    with _logging_to(hub) as logger:
         logger.info("hello %s", "world")
         try:
             raise ValueError("boom")
         except ValueError:
             logger.exception("failed")
-    finally:
-        _drop(handler)
     assert [k for k, _ in hub.published] == ["logging", "logging"]
     first, second = hub.published[0][1], hub.published[1][1]
     assert first["message"] == "hello world" and first["level"] == "info"
@@ -58,18 +59,11 @@ def test_records_become_events_once():
 
 def test_nothing_without_subscribers_and_errors_swallowed(capsys):
     quiet = FakeHub(wanted=False)
-    logger, handler = _logger(quiet)
-    try:
+    with _logging_to(quiet) as logger:
         logger.info("nobody listens")
-    finally:
-        _drop(handler)
     assert quiet.published == []
-    broken = FakeHub(fail=True)
-    logger, handler = _logger(broken)
-    try:
+    with _logging_to(FakeHub(fail=True)) as logger:
         logger.warning("still logged")
-    finally:
-        _drop(handler)
     assert "Logging error" not in capsys.readouterr().err
 
 
