@@ -2,7 +2,9 @@
 
 One side sends (the engine's checked transfer stream, ``Engine.send``),
 the other receives (``Engine.receive``); each side has two websockets,
-``fs`` for the stream and ``control`` for the receiver's verdict. Who
+``fs`` for the stream and ``control`` for the receiver's words: first
+the tree formats it takes (``btrfs`` send streams between btrfs pools,
+else ``tar``), last its verdict. Who
 dials whom is independent of who sends: in *pull* mode the target dials
 the source's operation, in *push* mode the source dials the target's.
 A dialing daemon presents its own server certificate as its client
@@ -42,6 +44,8 @@ CONNECT_TIMEOUT = 120.0
 VERDICT_TIMEOUT = 600.0
 """How long a sender waits for the receiver to commit."""
 HEARTBEAT = 15.0
+HELLO_TIMEOUT = 30.0
+"""How long a sender waits for the receiver to say what it takes."""
 _OPERATION_URL = re.compile(r"/1\.0/operations/[0-9a-f-]{36}")
 
 WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
@@ -141,12 +145,15 @@ async def send(c: Context, name: str, control: WebSocket, fs: WebSocket, *,
                snapshots: bool,
                progress: Callable[[int], None] | None = None
                ) -> dict[str, Any]:
-    """Stream ``name`` on ``fs``; succeed once the receiver committed."""
+    """Stream ``name`` on ``fs`` in a format the receiver takes (its
+    first word on ``control``); succeed once the receiver committed."""
     loop = asyncio.get_running_loop()
     out = _SocketWriter(fs, loop)
     try:
+        formats = await _formats(control)
         summary = await c.call(c.engine.send, name, out,
-                               snapshots=snapshots, progress=progress)
+                               snapshots=snapshots, progress=progress,
+                               formats=formats)
     except Exception as exc:
         with contextlib.suppress(Exception):
             await control.send_json({"success": False,
@@ -156,13 +163,17 @@ async def send(c: Context, name: str, control: WebSocket, fs: WebSocket, *,
     if not verdict.get("success"):
         raise MigrationError(f"The target refused {name}: "
                              f"{verdict.get('message') or 'no reason'}")
-    return {"sha256": summary.sha256, "bytes": summary.bytes}
+    return {"sha256": summary.sha256, "bytes": summary.bytes,
+            "trees": summary.trees}
 
 
 async def receive(c: Context, name: str, control: WebSocket, fs: WebSocket,
                   progress: Callable[[int], None] | None = None
                   ) -> dict[str, Any]:
-    """Build ``name`` from ``fs``; say on ``control`` how it went."""
+    """Say on ``control`` which formats this host takes, build ``name``
+    from ``fs``, then say on ``control`` how it went."""
+    await control.send_json({"accepts": await c.call(
+        c.engine.transfer_formats)})
     loop = asyncio.get_running_loop()
     source = io.BufferedReader(_SocketReader(fs, loop),
                                buffer_size=1024 * 1024)
@@ -179,6 +190,24 @@ async def receive(c: Context, name: str, control: WebSocket, fs: WebSocket,
         raise
     await control.send_json({"success": True})
     return {"name": record.name}
+
+
+async def _formats(control: WebSocket) -> tuple[str, ...]:
+    """The tree formats the receiver takes (tar if it does not say)."""
+    try:
+        msg = await asyncio.wait_for(control.receive(), HELLO_TIMEOUT)
+    except TimeoutError:
+        return ("tar",)
+    if msg.type == WSMsgType.TEXT:
+        with contextlib.suppress(ValueError):
+            value = msg.json()
+            accepts = value.get("accepts") if isinstance(value, dict) \
+                else None
+            if isinstance(accepts, list) and all(
+                    isinstance(f, str) for f in accepts):
+                return tuple(accepts)
+    raise MigrationError("The target closed the connection before it "
+                         "started; the source is unchanged")
 
 
 async def _verdict(control: WebSocket) -> dict[str, Any]:
@@ -209,11 +238,18 @@ async def _sender_failure(control: WebSocket) -> str | None:
 
 class _SocketWriter(io.RawIOBase):
     """A file for the engine's worker thread: each write is one binary
-    message, sent by the event loop (the thread waits: backpressure)."""
+    message, sent by the event loop. Up to ``IN_FLIGHT`` messages are
+    on their way while the thread reads on; beyond that it waits
+    (backpressure), and a failed send raises on a later write. Whether
+    everything arrived is the receiver's verdict, which the sender
+    waits for after the last write."""
+
+    IN_FLIGHT = int(__import__("os").environ.get("NLXD_INFLIGHT", "4"))
 
     def __init__(self, ws: WebSocket, loop: asyncio.AbstractEventLoop
                  ) -> None:
         self._ws, self._loop = ws, loop
+        self._sending: list[Any] = []
 
     def writable(self) -> bool:
         return True
@@ -221,8 +257,13 @@ class _SocketWriter(io.RawIOBase):
     def write(self, data: Any) -> int:
         if self._ws.closed:
             raise ConnectionError("the other daemon closed the connection")
-        asyncio.run_coroutine_threadsafe(
-            self._ws.send_bytes(bytes(data)), self._loop).result()
+        while len(self._sending) >= self.IN_FLIGHT:
+            self._sending.pop(0).result()
+        # In order: the loop starts the coroutines in the order they were
+        # submitted, and send_bytes writes an uncompressed frame to the
+        # transport before it first yields.
+        self._sending.append(asyncio.run_coroutine_threadsafe(
+            self._ws.send_bytes(bytes(data)), self._loop))
         return len(data)
 
 

@@ -477,12 +477,19 @@ class Engine:
         return Transfers(self.containers, self.snapshots)
 
     def send(self, name: str, out: BinaryIO, *, snapshots: bool = True,
-             progress: ByteProgress | None = None) -> TransferSummary:
+             progress: ByteProgress | None = None,
+             formats: tuple[str, ...] = ("tar",)) -> TransferSummary:
         """Write the container (and its ``snapshots``) to ``out`` as a
         checked stream that ``receive`` on another host turns back into
-        it; nothing changes here."""
+        it, its trees in the best of the receiver's ``formats`` (its
+        ``transfer_formats``); nothing changes here."""
         return self.transfers.send(name, out, with_snapshots=snapshots,
-                                   progress=progress)
+                                   progress=progress, formats=formats)
+
+    def transfer_formats(self) -> list[str]:
+        """How this host receives trees, best first (``btrfs`` send
+        streams between btrfs pools, else ``tar``)."""
+        return self.transfers.accepted_formats()
 
     def receive(self, name: str, source: BinaryIO, *,
                 hostname: str | None = None,

@@ -116,6 +116,13 @@ def stream_archive(root: Path, sink: Callable[[bytes], None], *,
     _tar_zstd(root, label, uid_base, gid_base, size, subprocess.PIPE, sink)
 
 
+def stream_compressed(argv: list[str], sink: Callable[[bytes], None],
+                      label: str) -> None:
+    """``argv | zstd``, the compressed bytes handed to ``sink`` (a
+    ``btrfs send`` stream)."""
+    _pipe(argv, subprocess.PIPE, sink, label)
+
+
 def _tar_zstd(root: Path, label: str, uid_base: int, gid_base: int,
               size: int, stdout: int,
               sink: Callable[[bytes], None] | None) -> None:
@@ -161,7 +168,8 @@ def _pipe(tar_argv: list[str], stdout: int,
             said.append(f.read()[-2048:].decode("utf-8", "replace").strip())
         raise errors.OperationFailed(
             action="archive the files of", name=source,
-            reason=f"tar exit {status[0]} ({said[0]}), zstd exit "
+            reason=f"{tar_argv[0]} exit {status[0]} ({said[0]}), zstd "
+                   f"exit "
                    f"{status[1]} ({said[1]})")
     for f in errs:
         f.close()

@@ -29,6 +29,7 @@ from nova_lxd.engine.storage.base import (
     VolumeUsage,
     entries_by_age,
 )
+from nova_lxd.engine.storage.btrfs_transfer import BtrfsTransfer
 
 _PARTIAL = ".partial-"
 _OLD = ".old-"
@@ -139,7 +140,8 @@ class BtrfsPool(StoragePool):
                  for line in nested.splitlines() if " path " in line]
         for sub in sorted(inner, key=lambda p: -len(p.parts)):
             self._delete_subvolume(sub)
-        self._run("property", "set", "-ts", str(path), "ro", "false")
+        # -f: received subvolumes (btrfs receive) refuse the flip without.
+        self._run("property", "set", "-f", "-ts", str(path), "ro", "false")
         self._run("subvolume", "delete", str(path))
 
     def _from_top(self, relative: str) -> Path:
@@ -185,6 +187,7 @@ class BtrfsPool(StoragePool):
         return dest
 
     def delete_volume(self, name: str) -> None:
+        BtrfsTransfer(self).discard(name)
         for snapshot in self.list_snapshots(name):
             self.delete_snapshot(name, snapshot)
         fsutil.remove_tree(self.root / "snapshots" / name)

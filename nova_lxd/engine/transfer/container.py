@@ -19,18 +19,16 @@ import errno
 import io
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import zstandard
 from oslo_log import log as logging
 
 from nova_lxd.engine import errors, fsutil, limits, names, nics
 from nova_lxd.engine.containers import records, snapshot_files
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.snapshots import READY, SnapshotRecord
-from nova_lxd.engine.images.extract import extract_rootfs
 from nova_lxd.engine.nics import Nic
+from nova_lxd.engine.transfer import trees
 from nova_lxd.engine.transfer.stream import (
     StreamReader,
     StreamWriter,
@@ -62,6 +60,8 @@ class TransferSummary:
     bytes: int
     snapshots: tuple[str, ...]
     seconds: float
+    trees: str = "tar"
+    """How the file trees travelled (``tar`` or ``btrfs``)."""
 
 
 class TransferFailed(errors.EngineError):
@@ -100,10 +100,16 @@ class Transfers:
 
     # -- send --------------------------------------------------------------
 
+    def accepted_formats(self) -> list[str]:
+        """How this host can receive trees (a receiver tells a sender)."""
+        return trees.accepted(self)
+
     def send(self, name: str, out: BinaryIO, *, with_snapshots: bool = True,
-             progress: ByteProgress | None = None) -> TransferSummary:
-        """Write ``name`` to ``out``; a running container is frozen while
-        its rootfs is read (as for a copy), snapshots are not."""
+             progress: ByteProgress | None = None,
+             formats: tuple[str, ...] = (trees.TAR,)) -> TransferSummary:
+        """Write ``name`` to ``out``, its trees in the best of the
+        receiver's ``formats``; a running container is frozen while its
+        rootfs is read (as for a copy), snapshots are not."""
         start = time.monotonic()
         sink = _Counting(out, progress)
         writer = StreamWriter(sink)
@@ -112,22 +118,11 @@ class Transfers:
                 raise errors.InvalidState(action="move", name=name,
                                           status="rescued")
             entries = (self.snapshots.list(name) if with_snapshots else [])
-            writer.json_part("manifest", _manifest(record, entries))
-            base = snapshot_files.disk_base(record)
-            size = record.idmap.size if record.idmap else 0
-
-            def tree(path: Path, label: str, **info: Any) -> None:
-                writer.begin("tree", **info)
-                snapshot_files.stream_archive(
-                    path, writer.data, label=label, uid_base=base[0],
-                    gid_base=base[1], size=size)
-                writer.end()
-
-            with self.snapshots.frozen_while_read(name, f"sending {name}"):
-                tree(self.pool.volume_path(name), name, snapshot=None)
+            strategy = trees.choose(self, record, formats)
+            writer.json_part("manifest", {
+                **_manifest(record, entries), "trees": strategy.format})
+            strategy.send(writer, record, entries)
             for entry in entries:
-                tree(self.pool.snapshot_path(name, entry.name),
-                     f"{name}/{entry.name}", snapshot=entry.name)
                 state = self.snapshots.state_dir(name, entry.name)
                 if entry.stateful and state.is_dir():
                     writer.begin("state", snapshot=entry.name)
@@ -138,10 +133,10 @@ class Transfers:
         summary = TransferSummary(
             name=name, sha256=digest, bytes=sink.count,
             snapshots=tuple(e.name for e in entries),
-            seconds=time.monotonic() - start)
-        LOG.info("Sent container %s (%d snapshots, %d bytes, sha256 %s) in "
-                 "%.2f s", name, len(entries), summary.bytes, digest[:12],
-                 summary.seconds)
+            seconds=time.monotonic() - start, trees=strategy.format)
+        LOG.info("Sent container %s (%d snapshots, %s, %d bytes, sha256 %s)"
+                 " in %.2f s", name, len(entries), summary.trees,
+                 summary.bytes, digest[:12], summary.seconds)
         return summary
 
     # -- receive -----------------------------------------------------------
@@ -203,9 +198,10 @@ class Transfers:
 
     def _receive_trees(self, record: ContainerRecord, reader: StreamReader,
                        manifest: dict[str, Any]) -> list[SnapshotRecord]:
-        """Unpack every part up to the verified end."""
+        """Unpack every part up to the verified end, then put the trees
+        in place."""
         name = record.name
-        base = snapshot_files.disk_base(record)
+        strategy = trees.of_format(self, manifest.get("trees", trees.TAR))
         wanted = {s["name"]: s for s in manifest["snapshots"]}
         entries: dict[str, SnapshotRecord] = {}
         rootfs_seen = False
@@ -215,26 +211,21 @@ class Transfers:
                 raise TransferCorrupt(reason=f"a part for snapshot "
                                              f"{snapshot!r} the manifest "
                                              "does not list")
-            if kind == "tree" and snapshot is None:
-                if rootfs_seen:
-                    raise TransferCorrupt(reason="two rootfs parts")
-                rootfs_seen = True
-                self.pool.create_volume(
-                    name, record.image,
-                    lambda dest: self._unpack(reader, dest, base, name),
-                    shareable=False)
-            elif kind == "tree":
-                if snapshot in entries:
-                    raise TransferCorrupt(reason=f"snapshot {snapshot!r} "
-                                                 "twice")
-                self.pool.receive_snapshot(
-                    name, snapshot, lambda dest, s=snapshot: self._unpack(
-                        reader, dest, base, f"{name}/{s}"))
-                entries[snapshot] = _snapshot_entry(wanted[snapshot])
+            if kind == "tree":
+                if (rootfs_seen if snapshot is None
+                        else snapshot in entries):
+                    raise TransferCorrupt(
+                        reason=f"tree {snapshot or 'rootfs'} twice")
+                strategy.receive(reader, record, snapshot)
+                if snapshot is None:
+                    rootfs_seen = True
+                else:
+                    entries[snapshot] = _snapshot_entry(wanted[snapshot])
             elif kind == "state":
                 state = self.snapshots.state_dir(name, snapshot)
                 fsutil.make_dirs(state, mode=0o700)
-                self._unpack(reader, state, (0, 0), f"{name}/{snapshot}")
+                trees.unpack(self, reader, state, (0, 0),
+                             f"{name}/{snapshot}")
             else:
                 raise TransferCorrupt(reason=f"an unknown part {kind!r}")
         if not rootfs_seen:
@@ -242,28 +233,9 @@ class Transfers:
         missing = sorted(set(wanted) - set(entries))
         if missing:
             raise TransferCorrupt(reason=f"snapshots {missing} are missing")
-        return [entries[s["name"]] for s in manifest["snapshots"]]
-
-    def _unpack(self, reader: StreamReader, dest: Path,
-                base: tuple[int, int], label: str) -> None:
-        dctx = zstandard.ZstdDecompressor(max_window_size=_MAX_WINDOW)
-        with dctx.stream_reader(reader, read_size=1024 * 1024,
-                                read_across_frames=True,
-                                closefd=False) as raw:
-            stream = io.BufferedReader(raw, buffer_size=1024 * 1024)
-            try:
-                extract_rootfs(Path(label), dest,
-                               max_bytes=self.config.max_unpacked_size,
-                               max_members=self.config.max_image_members,
-                               uid_shift=base[0], gid_shift=base[1],
-                               stream=stream)
-            except zstandard.ZstdError as exc:
-                raise TransferCorrupt(reason=f"the files of {label} do not "
-                                             f"decompress ({exc})") from None
-            # What tar leaves after its end-of-archive blocks.
-            while raw.read(1024 * 1024):
-                pass
-        reader.drain()
+        order = [s["name"] for s in manifest["snapshots"]]
+        strategy.finish(record, order)
+        return [entries[s] for s in order]
 
 
 class _Progressing(io.RawIOBase):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -182,3 +183,61 @@ def test_receiver_killed_midway_is_cleaned_by_recovery(engine, image,
     target.receive("c1", io.BytesIO(stream))
     target.start("c1")
     assert target.status("c1") == "RUNNING"
+
+
+def _fs_used(path: Path) -> int:
+    """Bytes used on the file system holding ``path`` (after a sync)."""
+    os.sync()
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def test_btrfs_send_between_btrfs_pools_keeps_shared_extents(
+        engine_root, target_root, busybox_tarball):
+    source = btrfs_engine(engine_root)
+    target = btrfs_engine(target_root)
+    assert target.transfer_formats() == ["btrfs", "tar"]
+    source.import_image(busybox_tarball, aliases=("busybox",))
+    source.create("bt", "busybox")
+    source.start("bt")
+    sh(source, "bt", "dd if=/dev/urandom of=/blob bs=1M count=64 "
+                     "2>/dev/null; echo one > /data")
+    source.snapshot_create("bt", "s1")
+    sh(source, "bt", "echo two > /data")
+    source.snapshot_create("bt", "s2")
+    sh(source, "bt", "echo three > /data; rm /blob")
+    used = _fs_used(target.config.storage_dir)
+    stream = send_bytes(source, "bt", formats=tuple(
+        target.transfer_formats()))
+    assert b'"trees": "btrfs"' in stream[:4096]
+    target.receive("bt", io.BytesIO(stream))
+    # One copy of the 64 MiB blob for both snapshots, not one each.
+    grown = _fs_used(target.config.storage_dir) - used
+    assert grown < 100 * MiB, grown
+    snap = target.pool.snapshot_path("bt", "s1")
+    shown = subprocess.run(["btrfs", "subvolume", "show", str(snap)],
+                           capture_output=True, text=True).stdout
+    assert "Flags: \t\t\treadonly" in shown or "readonly" in shown
+    assert not list((target.config.storage_dir / "incoming").glob("*"))
+    target.start("bt")
+    assert sh(target, "bt", "cat /data; test -e /blob || echo gone") == \
+        "three\ngone\n"
+    assert sh(target, "bt", "touch /writable && echo ok") == "ok\n"
+    target.stop("bt")
+    target.snapshot_restore("bt", "s1")
+    target.start("bt")
+    assert sh(target, "bt", "cat /data; stat -c %s /blob") == \
+        f"one\n{64 * MiB}\n"
+
+
+def test_btrfs_stream_refused_by_a_dir_pool(engine_root, target_root,
+                                            busybox_tarball):
+    source = btrfs_engine(engine_root)
+    source.import_image(busybox_tarball, aliases=("busybox",))
+    source.create("bt", "busybox")
+    target = Engine(make_config(target_root))
+    assert target.transfer_formats() == ["tar"]
+    stream = send_bytes(source, "bt", formats=("btrfs", "tar"))
+    with pytest.raises(TransferCorrupt, match="does not take"):
+        target.receive("bt", io.BytesIO(stream))
+    assert leftovers(target, "bt") == []
