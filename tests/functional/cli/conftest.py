@@ -1,5 +1,5 @@
 """``nlxc`` as a subprocess against a real ``nlxd``: the daemon comes
-from the daemon tests' own fixture class (``DaemonProcess``), on a fresh
+from ``nova_lxd.testing.daemon.DaemonProcess``, on a fresh
 engine root shared by the tests of one module."""
 
 from __future__ import annotations
@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from nova_lxd.testing.daemon import DaemonProcess
 from tests.functional.conftest import cleanup_root, make_engine_root
-
-try:
-    from tests.functional.daemon.conftest import DaemonProcess
-except ImportError:  # the daemon's fixtures are not there yet
-    DaemonProcess = None
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    if DaemonProcess is None:
-        pytest.skip("tests/functional/daemon fixtures not available")
     root = make_engine_root("cli-")
     proc = DaemonProcess(root)
     try:

@@ -131,8 +131,13 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
         super().setUp()
 
     def _setup_compute_service(self):
-        # After nova's TestCase.setUp: its ConfFixture resets
-        # compute_driver to a fake one, and it poisons host reads.
+        self._configure_compute()
+        return super()._setup_compute_service()
+
+    def _configure_compute(self) -> None:
+        """Configuration every compute of the test shares; runs after
+        nova's TestCase.setUp: its ConfFixture resets compute_driver to a
+        fake one, and it poisons host reads."""
         self.useFixture(RealHostFixture())
         if self.PRIVSEP_DAEMON:
             self.useFixture(PrivsepDaemonFixture(self.engine_root))
@@ -146,7 +151,6 @@ class LXCIntegratedTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(root=str(self.engine_root), stop_timeout=10.0,
                    lock_timeout=30.0, storage_driver=self.STORAGE,
                    storage_size=2 * 1024 ** 3, group="lxc")
-        return super()._setup_compute_service()
 
     def _setup_services(self):
         super()._setup_services()
