@@ -10,11 +10,13 @@
 # lib/nova-lxd, shared with the one-host cloud (tools/cloud.sh).
 #
 # Uses DevStack's helpers: is_service_enabled, install_package,
-# setup_develop, iniset, openstack, run_process, and its variables
-# NOVA_CONF, NOVA_CPU_CONF, NOVA_BIN_DIR, PYTHON, STACK_USER,
-# TEMPEST_CONFIG.
+# setup_develop, iniset, openstack, run_process, stop_process, and its
+# variables NOVA_CONF, NOVA_CPU_CONF, NOVA_BIN_DIR, PYTHON, STACK_USER,
+# TEMPEST_CONFIG, HOST_IP (HOST_IPV6, SERVICE_IP_VERSION).
 
 NOVA_LXD_PLUGIN_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# nlxc of DevStack's Python (setup_develop installs it beside nova's).
+NOVA_LXD_NLXC=${NOVA_LXD_NLXC:-$NOVA_BIN_DIR/nlxc}
 # shellcheck source=devstack/lib/nova-lxd disable=SC1091
 . "$NOVA_LXD_PLUGIN_DIR/lib/nova-lxd"
 
@@ -32,6 +34,25 @@ nova_lxd_wrap_run_process() {
         fi
         _nova_lxd_devstack_run_process "$service" "$command" "$@"
     }
+}
+
+# n-lxd, this host's nlxd (as root), runs where n-cpu does.
+nova_lxd_daemon_enabled() {
+    is_service_enabled n-cpu && is_service_enabled n-lxd
+}
+
+# nlxd's HTTPS address: the address nova's [DEFAULT] my_ip has (the
+# driver offers migrations on the daemon address that matches it).
+nova_lxd_devstack_daemon_address() {
+    local host=$NOVA_LXD_DAEMON_HOST
+    if [ -z "$host" ]; then
+        if [ "${SERVICE_IP_VERSION:-4}" = 6 ]; then
+            host=$HOST_IPV6
+        else
+            host=$HOST_IP
+        fi
+    fi
+    nova_lxd_daemon_address "$host" "$NOVA_LXD_DAEMON_PORT"
 }
 
 nova_lxd_image_id() {
@@ -65,9 +86,31 @@ if [ "$1" = stack ]; then
                 nova_lxd_write_sudoers "$STACK_USER" "$NOVA_BIN_DIR" \
                     "$NOVA_LXD_SUDOERS_FILE" "$NOVA_CPU_CONF"
                 nova_lxd_wrap_run_process
+                if nova_lxd_daemon_enabled; then
+                    # nlxd serves the other hosts' daemons over HTTPS;
+                    # nova-compute (STACK_USER) reaches it over the unix
+                    # socket, owned by STACK_USER's primary group. It
+                    # starts now, before n-cpu.
+                    echo_summary "nova-lxd: starting nlxd (n-lxd)"
+                    nova_lxd_configure_daemon "$NOVA_LXD_DAEMON_CONF" \
+                        "$(nova_lxd_devstack_daemon_address)" \
+                        "$(id -gn "$STACK_USER" 2>/dev/null \
+                           || echo "$STACK_USER")"
+                    iniset "$NOVA_CONF" lxc daemon_socket \
+                        "$NOVA_LXD_DAEMON_SOCKET"
+                    run_process n-lxd "$(nova_lxd_daemon_command \
+                        "$NOVA_BIN_DIR" "$NOVA_LXD_DAEMON_CONF")" "" root
+                fi
             fi
             ;;
         extra)
+            if nova_lxd_daemon_enabled; then
+                nova_lxd_wait_daemon "$NOVA_LXD_DAEMON_TIMEOUT"
+                if [ -n "$NOVA_LXD_PEER_CERTS" ]; then
+                    echo_summary "nova-lxd: trusting the other hosts' nlxd"
+                    nova_lxd_trust_peers "$NOVA_LXD_PEER_CERTS"
+                fi
+            fi
             if is_service_enabled g-api; then
                 echo_summary "nova-lxd: uploading the images to Glance"
                 nova_lxd_upload_images "$PYTHON"
@@ -84,18 +127,26 @@ if [ "$1" = stack ]; then
                         "$(nova_lxd_image_id "$NOVA_LXD_ALT_IMAGE")"
                 fi
             fi
+            # The last phase: how the other compute hosts trust this one.
+            if nova_lxd_daemon_enabled; then
+                nova_lxd_daemon_identity "$(hostname -s)" || true
+            fi
             ;;
     esac
 fi
 
 if [ "$1" = unstack ]; then
-    # Containers outlive their services, as guests do under libvirt;
-    # clean removes them.
-    :
+    # Containers outlive their services, as guests do under libvirt
+    # (nlxd holds no container state); clean removes them.
+    if nova_lxd_daemon_enabled; then
+        stop_process n-lxd
+    fi
 fi
 
 if [ "$1" = clean ]; then
     nova_lxd_remove_containers "$PYTHON"
     nova_lxd_root rm -rf "$NOVA_LXD_ENGINE_ROOT" "$NOVA_LXD_IMAGE_CACHE"
-    nova_lxd_root rm -f "$NOVA_LXD_SUDOERS_FILE"
+    nova_lxd_root rm -f "$NOVA_LXD_SUDOERS_FILE" "$NOVA_LXD_DAEMON_CONF"
+    nova_lxd_root rmdir --ignore-fail-on-non-empty \
+        "$(dirname "$NOVA_LXD_DAEMON_CONF")" 2>/dev/null || true
 fi
