@@ -238,18 +238,11 @@ async def _sender_failure(control: WebSocket) -> str | None:
 
 class _SocketWriter(io.RawIOBase):
     """A file for the engine's worker thread: each write is one binary
-    message, sent by the event loop. Up to ``IN_FLIGHT`` messages are
-    on their way while the thread reads on; beyond that it waits
-    (backpressure), and a failed send raises on a later write. Whether
-    everything arrived is the receiver's verdict, which the sender
-    waits for after the last write."""
-
-    IN_FLIGHT = int(__import__("os").environ.get("NLXD_INFLIGHT", "4"))
+    message, sent by the event loop (the thread waits: backpressure)."""
 
     def __init__(self, ws: WebSocket, loop: asyncio.AbstractEventLoop
                  ) -> None:
         self._ws, self._loop = ws, loop
-        self._sending: list[Any] = []
 
     def writable(self) -> bool:
         return True
@@ -257,13 +250,8 @@ class _SocketWriter(io.RawIOBase):
     def write(self, data: Any) -> int:
         if self._ws.closed:
             raise ConnectionError("the other daemon closed the connection")
-        while len(self._sending) >= self.IN_FLIGHT:
-            self._sending.pop(0).result()
-        # In order: the loop starts the coroutines in the order they were
-        # submitted, and send_bytes writes an uncompressed frame to the
-        # transport before it first yields.
-        self._sending.append(asyncio.run_coroutine_threadsafe(
-            self._ws.send_bytes(bytes(data)), self._loop))
+        asyncio.run_coroutine_threadsafe(
+            self._ws.send_bytes(bytes(data)), self._loop).result()
         return len(data)
 
 
