@@ -210,16 +210,18 @@ class Engine:
                nics: Iterable[Nic | dict[str, Any]] = (),
                files: Iterable[RootfsFile] = (), nesting: bool = False,
                isolated_idmap: bool = True,
-               root_disk: int | None = None) -> ContainerRecord:
+               root_disk: int | None = None,
+               stateful: bool = False) -> ContainerRecord:
         """A stopped container from ``image``: LXD-style ``limits`` keys,
         veth ``nics``, ``files`` written into its rootfs, and the
         caller's ``metadata`` kept in its record; ``root_disk`` bytes,
-        enforced where the storage pool can."""
+        enforced where the storage pool can; ``stateful``: CRIU can dump
+        it (stateful snapshots, live moves; no console log)."""
         return self.containers.create(
             name, image, limit_keys=limits, privileged=privileged,
             hostname=hostname, metadata=metadata, nic_specs=nics,
             files=files, nesting=nesting, isolated_idmap=isolated_idmap,
-            root_disk=root_disk)
+            root_disk=root_disk, stateful=stateful)
 
     def launch(self, name: str, image: str, **kwargs: Any) -> ContainerState:
         """Create and start; a start failure deletes the new container."""

@@ -168,6 +168,7 @@ def attach(ct: lxc.Container, argv: list[str], *, env: dict[str, str],
     of the host's environment leaks into the container.
     """
     extra = [f"{k}={v}" for k, v in env.items()]
+    _seal_inherited_fds()
     pid = ct.attach(
         lxc.attach_run_command, argv,
         env_policy=lxc.LXC_ATTACH_CLEAR_ENV, extra_env_vars=extra,
@@ -178,6 +179,23 @@ def attach(ct: lxc.Container, argv: list[str], *, env: dict[str, str],
             action="run a command in", name=ct.name,
             reason="liblxc could not attach to the container")
     return pid
+
+
+def _seal_inherited_fds() -> None:
+    """Mark close-on-exec every descriptor this process inherited (its
+    caller's shell or service manager may hand it some): liblxc's attach
+    forks from here and the command would keep them, host files and
+    pipes inside the container (and CRIU refuses to dump a process
+    holding a host mount's file). Python's own are close-on-exec
+    already; stdio (0-2) is what attach replaces."""
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
+            except OSError:
+                pass  # closed meanwhile (the listing's own fd, too)
 
 
 def host_pid_alive(pid: int) -> bool:

@@ -10,8 +10,11 @@ elsewhere with criu's own words (``StatefulSnapshotUnsupported``).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -59,9 +62,41 @@ def _probe(criu: str, lxc_checkpoint: str) -> str | None:
                                 text=True, timeout=_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"'{criu} check' could not run: {exc}"
-    if result.returncode == 0:
-        return None
-    return f"'{criu} check' fails on this host: {_criu_says(result)}"
+    if result.returncode != 0:
+        return f"'{criu} check' fails on this host: {_criu_says(result)}"
+    if not shutil.which("iptables-restore"):
+        return ("iptables-restore is missing (Debian package iptables): "
+                "CRIU locks a container's network with it while dumping")
+    return _trial_dump(criu)
+
+
+def _trial_dump(criu: str) -> str | None:
+    """Dump a throwaway process and let it run on: where ``criu check``
+    passes but dumping fails (kernel or seccomp quirks), say so now
+    rather than in the middle of a move."""
+    proc = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="criu-trial-") as images:
+            result = subprocess.run(
+                [criu, "dump", "-t", str(proc.pid), "-D", images,
+                 "--leave-running", "--shell-job", "-o", "dump.log"],
+                capture_output=True, text=True, timeout=_TIMEOUT,
+                check=False)
+            if result.returncode != 0:
+                log = Path(images, "dump.log")
+                said = _criu_says(subprocess.CompletedProcess(
+                    result.args, result.returncode,
+                    log.read_text(errors="replace") if log.exists()
+                    else result.stderr, ""))
+                return f"a trial dump with {criu} fails: {said}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"a trial dump with {criu} could not run: {exc}"
+    finally:
+        proc.kill()
+        proc.wait()
+    return None
 
 
 def _criu_says(result: subprocess.CompletedProcess) -> str:
@@ -75,8 +110,14 @@ def _criu_says(result: subprocess.CompletedProcess) -> str:
     return "; ".join(chosen)
 
 
-def require(name: str) -> None:
+def require(name: str, stateful: bool = True) -> None:
+    """Refuse stateful work on ``name``, saying why: a CRIU that does
+    not work here, or a container not made for it (``stateful``)."""
     reason = problem()
+    if not reason and not stateful:
+        reason = (f"{name} was not created stateful (its console device "
+                  f"cannot be restored by liblxc): create it with "
+                  f"stateful=True (LXD: migration.stateful)")
     if reason:
         raise errors.StatefulSnapshotUnsupported(name=name, reason=reason)
 
@@ -88,23 +129,42 @@ def checkpoint(name: str, lxcpath: Path, directory: Path, *,
     dump)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     _run(name, [LXC_CHECKPOINT, "-n", name, "-P", str(lxcpath), "-D",
-                str(directory)] + (["-s"] if stop else []), "checkpoint")
+                str(directory)] + (["-s"] if stop else []), "checkpoint",
+         directory / "dump.log")
 
 
-def restore(name: str, lxcpath: Path, directory: Path) -> None:
-    """Start a stopped container from the dump in ``directory``."""
+def restore(name: str, lxcpath: Path, directory: Path,
+            owner: tuple[int, int] = (0, 0)) -> None:
+    """Start a stopped container from the dump in ``directory``; CRIU's
+    restored tasks read it as the container's root (``owner``, host
+    ids), so it becomes theirs (mode 0700: nobody else's)."""
+    for path in (directory, *directory.rglob("*")):
+        os.lchown(path, *owner)
+    # -d: the restored container's monitor outlives lxc-checkpoint and
+    # keeps its stdout and stderr: files, never pipes we would wait on.
     _run(name, [LXC_CHECKPOINT, "-r", "-d", "-n", name, "-P", str(lxcpath),
-                "-D", str(directory)], "restore processes of")
+                "-D", str(directory)], "restore processes of",
+         directory / "restore.log")
 
 
-def _run(name: str, argv: list[str], action: str) -> None:
+def _run(name: str, argv: list[str], action: str, log: Path) -> None:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True,
-                                timeout=_TIMEOUT, check=False)
+        with tempfile.TemporaryFile() as out:
+            code = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=out,
+                                  timeout=_TIMEOUT, check=False).returncode
+            out.seek(0)
+            text = out.read().decode("utf-8", "replace")
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise errors.OperationFailed(action=action, name=name,
                                      reason=str(exc)) from exc
+    result = subprocess.CompletedProcess(argv, code, "", text)
     if result.returncode != 0:
+        # liblxc keeps CRIU's own words in the dump directory's log.
+        said = _criu_says(result)
+        with contextlib.suppress(OSError):
+            said = _criu_says(subprocess.CompletedProcess(
+                argv, result.returncode, log.read_text(errors="replace"),
+                "")) + f" ({argv[0]}: {said})"
         raise errors.OperationFailed(
-            action=action, name=name,
-            reason=f"{argv[0]} failed: {_criu_says(result)}")
+            action=action, name=name, reason=f"CRIU failed: {said}")

@@ -124,13 +124,16 @@ class ContainerManager:
                nic_specs: Iterable[Nic | dict[str, Any]] = (),
                files: Iterable[RootfsFile] = (), nesting: bool = False,
                isolated_idmap: bool = True,
-               root_disk: int | None = None) -> ContainerRecord:
+               root_disk: int | None = None,
+               stateful: bool = False) -> ContainerRecord:
         """Create a stopped container from an image; all or nothing.
         ``root_disk`` (bytes) is enforced where the pool can (the record
         says whether it was).
         ``files`` are written into the new rootfs (seeds for cloud-init).
         ``nesting`` lets it run containers of its own; ``isolated_idmap``
-        False puts it in the one id range shared by such containers."""
+        False puts it in the one id range shared by such containers;
+        ``stateful`` makes it one CRIU can dump and restore (no console
+        log)."""
         names.validate_container_name(name)
         if hostname is not None:
             names.validate_hostname(hostname)
@@ -144,9 +147,11 @@ class ContainerManager:
         with self.claim(name) as (_lock, revert):
             record = self._reserve(name, image.fingerprint, privileged,
                                    dict(limit_keys or {}), revert,
-                                   shared=not isolated_idmap)
+                                   shared=not isolated_idmap,
+                                   stateful=stateful)
             record = record.replace(hostname=hostname, metadata=metadata,
-                                    nics=nic_list, nesting=nesting)
+                                    nics=nic_list, nesting=nesting,
+                                    stateful=stateful)
             # Pruning may have removed the image before our record said
             # it is in use; from here on it cannot.
             self.images.get(image.fingerprint)
@@ -217,7 +222,8 @@ class ContainerManager:
 
     def _reserve(self, name: str, fingerprint: str, privileged: bool,
                  limit_keys: dict[str, Any], revert: Reverter, *,
-                 shared: bool = False) -> ContainerRecord:
+                 shared: bool = False,
+                 stateful: bool = False) -> ContainerRecord:
         """Allocate the id map and write the ``creating`` record, under the
         id-map lock so that two creates never pick the same range. A
         shared map is the one other shared containers use, else a new
@@ -235,7 +241,9 @@ class ContainerManager:
             record = ContainerRecord(
                 name=name, image=fingerprint, privileged=privileged,
                 idmap=mapping,
-                idmapped_mount=(not privileged
+                # liblxc's CRIU restore bind-mounts the rootfs without
+                # the id map: stateful containers are chown-shifted.
+                idmapped_mount=(not privileged and not stateful
                                 and self._use_idmapped_mounts()),
                 limits=limit_keys, shared_idmap=shared and not privileged)
             self.records.save(record)
@@ -294,7 +302,7 @@ class ContainerManager:
             log_level=self.config.log_level,
             devices_cgroup=self.host.cgroups.devices,
             hostname=record.hostname, nics=record.nics,
-            nesting=record.nesting)
+            nesting=record.nesting, console=not record.stateful)
         pairs = render_config.render_base(spec)
         pairs += render_security(privileged=record.privileged,
                                  nesting=record.nesting,

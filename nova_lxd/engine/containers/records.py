@@ -90,6 +90,10 @@ class ContainerRecord:
     """May run containers of its own (``/dev/.lxc/{proc,sys}`` mounted)."""
     shared_idmap: bool = False
     """Shares its id range with the other shared containers."""
+    stateful: bool = False
+    """CRIU can dump and restore it (LXD's ``migration.stateful``): it has
+    no console device (liblxc 5 cannot restore one), so no console log;
+    stateful snapshots and live moves need it."""
     root_disk_bytes: int | None = None
     """The root disk size asked for."""
     root_disk_enforced: bool = False
@@ -118,6 +122,13 @@ class ContainerRecord:
 
     def replace(self, **changes: Any) -> ContainerRecord:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def host_root(self) -> tuple[int, int]:
+        """The host (uid, gid) its root runs as."""
+        if self.idmap is None:
+            return 0, 0
+        return self.idmap.uid_base, self.idmap.gid_base
 
 
 class RecordStore:

@@ -148,7 +148,7 @@ class Snapshots:
                stateful: bool = False) -> SnapshotRecord:
         """Snapshot ``name`` as it is now; see the module docstring."""
         names.validate_snapshot_name(snapshot)
-        with self.manager.locked(name):
+        with self.manager.locked(name) as record:
             meta = self._load(name)
             if (snapshot in meta.snapshots
                     or self.pool.snapshot_path(name, snapshot).exists()):
@@ -160,7 +160,7 @@ class Snapshots:
                     raise errors.InvalidState(
                         action="take a stateful snapshot of", name=name,
                         status=status.lower())
-                criu.require(name)
+                criu.require(name, record.stateful)
             running = status == liblxc.RUNNING
             entry = SnapshotRecord(name=snapshot, created_at=time.time(),
                                    stateful=stateful, phase=CREATING,
@@ -214,7 +214,8 @@ class Snapshots:
             self.pool.create_snapshot(name, snapshot)
         finally:
             try:
-                criu.restore(name, self.config.containers_dir, state)
+                criu.restore(name, self.config.containers_dir, state,
+                             record.host_root)
             except errors.EngineError:
                 LOG.exception("Could not restore the processes of %s; "
                               "starting it afresh", name)
@@ -317,7 +318,8 @@ class Snapshots:
             state = self._state_dir(name, snapshot)
             if was_running and entry.stateful and state.is_dir() \
                     and not criu.problem():
-                criu.restore(name, self.config.containers_dir, state)
+                criu.restore(name, self.config.containers_dir, state,
+                             record.host_root)
             elif was_running:
                 self._start(name, ct, record)
         LOG.info("Restored %s to snapshot %s", name, snapshot)

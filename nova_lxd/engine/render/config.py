@@ -46,6 +46,9 @@ class ConfigSpec:
     nesting: bool = False
     binds: tuple[tuple[Path, str], ...] = ()
     """(host directory, path inside) bind mounts, read-write."""
+    console: bool = True
+    """A console device whose output is logged; False for containers
+    CRIU must restore (liblxc cannot restore a console)."""
 
 
 def render_base(spec: ConfigSpec) -> Pairs:
@@ -65,9 +68,14 @@ def render_base(spec: ConfigSpec) -> Pairs:
         ("lxc.tty.max", "0"),
         ("lxc.pty.max", "64"),
         ("lxc.signal.halt", spec.halt_signal),
-        ("lxc.console.logfile", str(spec.console_log)),
-        ("lxc.console.size", str(spec.console_log_size)),
-        ("lxc.console.rotate", "1"),
+    ]
+    if spec.console:
+        pairs += [("lxc.console.logfile", str(spec.console_log)),
+                  ("lxc.console.size", str(spec.console_log_size)),
+                  ("lxc.console.rotate", "1")]
+    else:
+        pairs.append(("lxc.console.path", "none"))
+    pairs += [
         ("lxc.log.file", str(spec.lxc_log)),
         ("lxc.log.level", spec.log_level),
     ]

@@ -217,16 +217,42 @@ def test_stateful_snapshot_refused_with_criu_reason(snap_engine):
     assert e.status("proc") == "RUNNING"
 
 
+def _sleep_pid(e: Engine, name: str) -> str:
+    return sh(e, name, "pidof sleep || true").strip()
+
+
 def test_stateful_snapshot_keeps_processes(snap_engine):
     reason = criu.problem()
     if reason:
         pytest.skip(f"CRIU does not work here: {reason}")
     e = snap_engine
-    e.launch("proc", "busybox")
-    sh(e, "proc", "sleep 1000 >/dev/null 2>&1 &")
+    e.launch("proc", "busybox", stateful=True)
+    # Its own session: one whose leader is outside the container (the
+    # attached shell) cannot be dumped.
+    sh(e, "proc", "setsid sleep 1000 </dev/null >/dev/null 2>&1 &")
+    pid = _sleep_pid(e, "proc")
     snap = e.snapshot_create("proc", "live", stateful=True)
     assert snap.stateful
-    assert "sleep 1000" in sh(e, "proc", "ps")
+    assert _sleep_pid(e, "proc") == pid            # dumped and restored
+    sh(e, "proc", f"kill {pid}; while kill -0 {pid} 2>/dev/null; do "
+                  f"sleep 0.05; done; echo after > /data")
+    assert _sleep_pid(e, "proc") == ""
+    e.snapshot_restore("proc", "live")
+    assert e.status("proc") == "RUNNING"
+    assert _sleep_pid(e, "proc") == pid            # the process is back
+    assert sh(e, "proc", "test -e /data || echo gone") == "gone\n"
+
+
+def test_stateful_snapshot_needs_a_stateful_container(snap_engine):
+    if criu.problem():
+        pytest.skip(f"CRIU does not work here: {criu.problem()}")
+    e = snap_engine
+    e.launch("plain", "busybox")
+    with pytest.raises(errors.StatefulSnapshotUnsupported,
+                       match="not created stateful"):
+        e.snapshot_create("plain", "s", stateful=True)
+    assert e.snapshot_list("plain") == []
+    assert e.status("plain") == "RUNNING"
 
 
 def test_failed_restore_starts_the_container_again(snap_engine,
