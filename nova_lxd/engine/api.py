@@ -50,6 +50,7 @@ from nova_lxd.engine.images.pipeline import ImageImporter
 from nova_lxd.engine.images.progress import LogProgress, Progress
 from nova_lxd.engine.images.store import Image, ImageStore
 from nova_lxd.engine.nics import Nic
+from nova_lxd.engine.transfer import live as livemove
 from nova_lxd.engine.transfer.container import (
     ByteProgress,
     Transfers,
@@ -480,13 +481,27 @@ class Engine:
 
     def send(self, name: str, out: BinaryIO, *, snapshots: bool = True,
              progress: ByteProgress | None = None,
-             formats: tuple[str, ...] = ("tar",)) -> TransferSummary:
+             formats: tuple[str, ...] = ("tar",),
+             live: bool = False) -> TransferSummary:
         """Write the container (and its ``snapshots``) to ``out`` as a
         checked stream that ``receive`` on another host turns back into
         it, its trees in the best of the receiver's ``formats`` (its
-        ``transfer_formats``); nothing changes here."""
+        ``transfer_formats``); nothing changes here. ``live``: its
+        processes go too (dumped by CRIU: it stops here); end with
+        ``live_finish``."""
         return self.transfers.send(name, out, with_snapshots=snapshots,
-                                   progress=progress, formats=formats)
+                                   progress=progress, formats=formats,
+                                   live=live)
+
+    def live_problem(self, name: str) -> str | None:
+        """Why ``name`` cannot move live from here (None: it can)."""
+        return livemove.problem(self.containers, name)
+
+    def live_finish(self, name: str, *, moved: bool) -> None:
+        """After a live ``send``: the receiver restored the processes
+        (``moved``: drop the dump; the caller deletes the stopped source)
+        or did not (restore them here: the source runs on)."""
+        livemove.finish(self.containers, name, moved=moved)
 
     def transfer_formats(self) -> list[str]:
         """How this host receives trees, best first (``btrfs`` send

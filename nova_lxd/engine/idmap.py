@@ -204,3 +204,22 @@ def allocate(uid_ranges: Iterable[IdRange], gid_ranges: Iterable[IdRange],
             base = rng.start + steps * size
     raise errors.IdmapExhausted(size=size, user=user,
                                 ranges=_describe(allowed))
+
+
+def claim(wanted: Idmap, uid_ranges: Iterable[IdRange],
+          gid_ranges: Iterable[IdRange], used: Iterable[Idmap]) -> str | None:
+    """Why ``wanted`` cannot be this host's map for one more container
+    (None: it can): outside the subordinate ranges, or overlapping a map
+    in ``used``."""
+    for kind, ranges, own in (("uid", _merge(uid_ranges), wanted.uid_range),
+                              ("gid", _merge(gid_ranges), wanted.gid_range)):
+        if not any(r.start <= own.start and own.end <= r.end
+                   for r in ranges):
+            return (f"its {kind}s {own} are outside this host's "
+                    f"subordinate {kind}s ({_describe(ranges)})")
+    for other in used:
+        for mine, theirs in ((wanted.uid_range, other.uid_range),
+                             (wanted.gid_range, other.gid_range)):
+            if mine.start < theirs.end and theirs.start < mine.end:
+                return f"ids {mine} are another container's here"
+    return None

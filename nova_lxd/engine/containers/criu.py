@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from oslo_log import log as logging
@@ -27,6 +28,7 @@ LOG = logging.getLogger(__name__)
 CRIU = "criu"
 LXC_CHECKPOINT = "lxc-checkpoint"
 _TIMEOUT = 60.0
+RESTORE_ATTEMPTS = 3
 
 _lock = threading.Lock()
 _probed: dict[tuple[str, str], str | None] = {}
@@ -104,8 +106,11 @@ def _criu_says(result: subprocess.CompletedProcess) -> str:
     lines = [line.strip() for line in
              (result.stderr + "\n" + result.stdout).splitlines()
              if line.strip()]
-    errs = [line for line in lines if line.startswith("Error")
-            and "exited, status" not in line]
+    # Errors of restored tasks are prefixed with their pid ("1: Error");
+    # the rlimit line is noise of every unprivileged-namespace run.
+    errs = [line for line in lines if "Error (" in line
+            and "exited, status" not in line
+            and "RLIMIT_NOFILE" not in line]
     chosen = errs[:3] or lines[-3:] or [f"exit status {result.returncode}"]
     return "; ".join(chosen)
 
@@ -142,9 +147,22 @@ def restore(name: str, lxcpath: Path, directory: Path,
         os.lchown(path, *owner)
     # -d: the restored container's monitor outlives lxc-checkpoint and
     # keeps its stdout and stderr: files, never pipes we would wait on.
-    _run(name, [LXC_CHECKPOINT, "-r", "-d", "-n", name, "-P", str(lxcpath),
-                "-D", str(directory)], "restore processes of",
-         directory / "restore.log")
+    argv = [LXC_CHECKPOINT, "-r", "-d", "-n", name, "-P", str(lxcpath),
+            "-D", str(directory)]
+    for attempt in range(1, RESTORE_ATTEMPTS + 1):
+        try:
+            _run(name, argv, "restore processes of",
+                 directory / "restore.log")
+            return
+        except errors.OperationFailed as exc:
+            # CRIU 4.1 sometimes opens an image from a restored task
+            # before its user namespace has ids (EACCES); it works again.
+            if attempt == RESTORE_ATTEMPTS or "Permission denied" not in \
+                    str(exc):
+                raise
+            LOG.warning("Restore of %s raced CRIU (%s); trying again",
+                        name, exc)
+            time.sleep(0.1 * attempt)
 
 
 def _run(name: str, argv: list[str], action: str, log: Path) -> None:

@@ -222,16 +222,20 @@ class ContainerManager:
 
     def _reserve(self, name: str, fingerprint: str, privileged: bool,
                  limit_keys: dict[str, Any], revert: Reverter, *,
-                 shared: bool = False,
-                 stateful: bool = False) -> ContainerRecord:
+                 shared: bool = False, stateful: bool = False,
+                 mapping: idmap.Idmap | None = None) -> ContainerRecord:
         """Allocate the id map and write the ``creating`` record, under the
         id-map lock so that two creates never pick the same range. A
         shared map is the one other shared containers use, else a new
-        range that isolated containers then avoid like any other."""
+        range that isolated containers then avoid like any other; a given
+        ``mapping`` (a live move keeps its range) only if free here."""
         paths = self.records.paths(name)
-        with self.records_lock():
+        if privileged:
             mapping = None
-            if not privileged and shared:
+        with self.records_lock():
+            if mapping is not None:
+                self._claim_idmap(name, mapping)
+            elif not privileged and shared:
                 mapping = next((r.idmap for r in self.records.all()
                                 if r.shared_idmap and r.idmap), None)
             if not privileged and mapping is None:
@@ -248,6 +252,20 @@ class ContainerManager:
                 limits=limit_keys, shared_idmap=shared and not privileged)
             self.records.save(record)
         return record
+
+    def _claim_idmap(self, name: str, mapping: idmap.Idmap) -> None:
+        """Refuse ``mapping`` (a container that must keep the id range it
+        had elsewhere) unless it is free here (records lock held)."""
+        cfg = self.config
+        reason = idmap.claim(
+            mapping,
+            idmap.read_subordinate_ranges(cfg.subuid_file, cfg.idmap_user),
+            idmap.read_subordinate_ranges(cfg.subgid_file, cfg.idmap_user),
+            [r.idmap for r in self.records.all() if r.idmap])
+        if reason:
+            raise errors.HostError(reason=f"{name} must keep its id range "
+                                          f"{mapping.uid_base}+"
+                                          f"{mapping.size}, but {reason}")
 
     def _allocate_idmap(self) -> idmap.Idmap:
         cfg = self.config

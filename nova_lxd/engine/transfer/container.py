@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from oslo_log import log as logging
 
 from nova_lxd.engine import errors, fsutil, limits, names, nics
-from nova_lxd.engine.containers import records, snapshot_files
+from nova_lxd.engine.containers import criu, records, snapshot_files
 from nova_lxd.engine.containers.records import ContainerRecord
 from nova_lxd.engine.containers.snapshots import READY, SnapshotRecord
 from nova_lxd.engine.nics import Nic
+from nova_lxd.engine.transfer import live as livemove
 from nova_lxd.engine.transfer import trees
 from nova_lxd.engine.transfer.stream import (
     StreamReader,
@@ -44,7 +45,7 @@ LOG = logging.getLogger(__name__)
 FORMAT = 1
 _RECORD_KEYS = ("image", "privileged", "limits", "halt_signal", "hostname",
                 "metadata", "nics", "nesting", "shared_idmap",
-                "root_disk_bytes", "created_at")
+                "root_disk_bytes", "created_at", "stateful")
 """What a container keeps when it moves; its name, id range and phase
 are the receiver's."""
 _MAX_WINDOW = 1 << 27
@@ -106,11 +107,15 @@ class Transfers:
 
     def send(self, name: str, out: BinaryIO, *, with_snapshots: bool = True,
              progress: ByteProgress | None = None,
-             formats: tuple[str, ...] = (trees.TAR,)) -> TransferSummary:
+             formats: tuple[str, ...] = (trees.TAR,),
+             live: bool = False) -> TransferSummary:
         """Write ``name`` to ``out``, its trees in the best of the
         receiver's ``formats``; a running container is frozen while its
-        rootfs is read (as for a copy), snapshots are not."""
+        rootfs is read (as for a copy), snapshots are not. ``live``: its
+        processes are dumped (it stops) and sent too; the caller ends
+        with ``livemove.finish`` (``nova_lxd.engine.transfer.live``)."""
         start = time.monotonic()
+        moving = live
         sink = _Counting(out, progress)
         writer = StreamWriter(sink)
         with self.manager.locked(name) as record:
@@ -118,10 +123,26 @@ class Transfers:
                 raise errors.InvalidState(action="move", name=name,
                                           status="rescued")
             entries = (self.snapshots.list(name) if with_snapshots else [])
-            strategy = trees.choose(self, record, formats)
-            writer.json_part("manifest", {
-                **_manifest(record, entries), "trees": strategy.format})
-            strategy.send(writer, record, entries)
+            state = (livemove.dump(self.manager, record) if moving
+                     else None)
+            try:
+                strategy = trees.choose(self, record, formats)
+                writer.json_part("manifest", {
+                    **_manifest(record, entries), "trees": strategy.format,
+                    **({"live": True, "idmap": record.to_dict()["idmap"]}
+                       if moving else {})})
+                strategy.send(writer, record, entries)
+                if state is not None:
+                    writer.begin("live")
+                    snapshot_files.stream_archive(state, writer.data,
+                                                  label=f"{name} (dump)")
+                    writer.end()
+            except BaseException:
+                if state is not None:    # the processes run on here
+                    criu.restore(name, self.config.containers_dir, state,
+                                 record.host_root)
+                    fsutil.remove_tree(state)
+                raise
             for entry in entries:
                 state = self.snapshots.state_dir(name, entry.name)
                 if entry.stateful and state.is_dir():
@@ -163,11 +184,13 @@ class Transfers:
         parsed = limits.parse_limits(kept["limits"])
         limits.check_feasible(parsed, self.manager.host)
         manager = self.manager
+        stateful = bool(kept.get("stateful"))
         with manager.claim(name) as (lock, revert):
             record = manager._reserve(
                 name, kept["image"], bool(kept["privileged"]),
                 dict(kept["limits"]), revert,
-                shared=bool(kept["shared_idmap"]))
+                shared=bool(kept["shared_idmap"]), stateful=stateful,
+                mapping=livemove.wanted_idmap(manifest))
             record = record.replace(
                 hostname=hostname if hostname is not None
                 else kept["hostname"],
@@ -177,7 +200,7 @@ class Transfers:
                 else nics.validate_all(kept["nics"]),
                 nesting=bool(kept["nesting"]),
                 halt_signal=str(kept["halt_signal"]),
-                created_at=float(kept["created_at"]))
+                created_at=float(kept["created_at"]), stateful=stateful)
             revert.add(lambda: self.pool.delete_volume(name))
             try:
                 entries = self._receive_trees(record, reader, manifest)
@@ -191,6 +214,8 @@ class Transfers:
             record = record.replace(phase=records.READY)
             manager.records.save(record)
             revert.success()
+        if manifest.get("live"):
+            livemove.restore(manager, record)
         LOG.info("Received container %s (%d snapshots, %d bytes, sha256 "
                  "%s)", name, len(entries), reader.bytes,
                  (reader.sha256 or "")[:12])
@@ -221,6 +246,10 @@ class Transfers:
                     rootfs_seen = True
                 else:
                     entries[snapshot] = _snapshot_entry(wanted[snapshot])
+            elif kind == "live" and manifest.get("live"):
+                state = livemove.dump_dir(self.manager, name)
+                fsutil.make_dirs(state, mode=0o700)
+                trees.unpack(self, reader, state, (0, 0), f"{name} (dump)")
             elif kind == "state":
                 state = self.snapshots.state_dir(name, snapshot)
                 fsutil.make_dirs(state, mode=0o700)
