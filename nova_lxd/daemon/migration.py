@@ -142,7 +142,7 @@ class Dialed:
 # -- the two roles ----------------------------------------------------------
 
 async def send(c: Context, name: str, control: WebSocket, fs: WebSocket, *,
-               snapshots: bool,
+               snapshots: bool, live: bool = False,
                progress: Callable[[int], None] | None = None
                ) -> dict[str, Any]:
     """Stream ``name`` on ``fs`` in a format the receiver takes (its
@@ -153,16 +153,23 @@ async def send(c: Context, name: str, control: WebSocket, fs: WebSocket, *,
         formats = await _formats(control)
         summary = await c.call(c.engine.send, name, out,
                                snapshots=snapshots, progress=progress,
-                               formats=formats)
+                               formats=formats, live=live)
     except Exception as exc:
         with contextlib.suppress(Exception):
             await control.send_json({"success": False,
                                      "message": errors.message_of(exc)})
         raise
-    verdict = await _verdict(control)
-    if not verdict.get("success"):
-        raise MigrationError(f"The target refused {name}: "
-                             f"{verdict.get('message') or 'no reason'}")
+    moved = False
+    try:
+        verdict = await _verdict(control)
+        moved = bool(verdict.get("success"))
+        if not moved:
+            raise MigrationError(
+                f"The target refused {name}: "
+                f"{verdict.get('message') or 'no reason'}")
+    finally:
+        if live:    # the dump goes, or the processes run on here
+            await c.call(c.engine.live_finish, name, moved=moved)
     return {"sha256": summary.sha256, "bytes": summary.bytes,
             "trees": summary.trees}
 

@@ -56,6 +56,8 @@ def instance_config(record: ContainerRecord) -> dict[str, str]:
         config["security.privileged"] = "true"
     if record.nesting:
         config["security.nesting"] = "true"
+    if record.stateful:
+        config["migration.stateful"] = "true"
     for key, value in record.metadata.items():
         config[f"user.{key}"] = value
     return config

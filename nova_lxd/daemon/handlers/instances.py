@@ -45,6 +45,14 @@ def _limits(config: Any) -> dict[str, str]:
     return limits
 
 
+def _flag(config: dict[str, Any], key: str) -> bool:
+    """A boolean config key as LXD spells them ("true"/"false")."""
+    value = str(config.get(key, "false")).lower()
+    if value not in ("true", "false", "1", "0"):
+        raise errors.BadRequest(f"{key} is true or false, not {value!r}")
+    return value in ("true", "1")
+
+
 def _root_disk(devices: Any) -> int | None:
     if devices in (None, {}):
         return None
@@ -103,12 +111,15 @@ async def create_instance(request: web.Request) -> web.Response:
         raise errors.BadRequest("source needs an alias or a fingerprint")
     if source.get("server"):
         raise errors.BadRequest("Remote image servers are not supported")
-    limits = _limits(body.get("config") or {})
+    config = body.get("config") or {}
+    limits = _limits(config)
+    stateful = _flag(config, "migration.stateful")
     root_disk = _root_disk(body.get("devices"))
     start = bool(body.get("start"))
 
     def run() -> None:
-        c.engine.create(name, ref, limits=limits, root_disk=root_disk)
+        c.engine.create(name, ref, limits=limits, root_disk=root_disk,
+                        stateful=stateful)
         c.events.lifecycle("instance-created", views.instance_url(name))
         if start:
             try:

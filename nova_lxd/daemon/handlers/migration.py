@@ -14,7 +14,6 @@ from nova_lxd.daemon import envelopes, errors, migration, views
 from nova_lxd.daemon.context import Context
 from nova_lxd.daemon.handlers.exec import SESSIONS
 from nova_lxd.daemon.operations import Operation
-from nova_lxd.engine import liblxc
 
 Role = Callable[[migration.WebSocket, migration.WebSocket, Operation],
                 Awaitable[dict[str, Any]]]
@@ -25,14 +24,18 @@ async def migrate_instance(request: web.Request, c: Context, name: str,
     """The source side: stream ``name`` to whoever connects (pull) or to
     ``body.target`` (push); the instance itself is left as it is."""
     await c.call(c.engine.get, name)
-    if body.get("live"):
-        await c.call(_check_live, c, name)
+    live = bool(body.get("live"))
+    if live:
+        problem = await c.call(c.engine.live_problem, name)
+        if problem:
+            raise errors.BadRequest(f"Live migration of {name} is not "
+                                    f"possible: {problem}")
     snapshots = not body.get("instance_only")
 
     async def role(control: migration.WebSocket, fs: migration.WebSocket,
                    op: Operation) -> dict[str, Any]:
         return await migration.send(c, name, control, fs,
-                                    snapshots=snapshots,
+                                    snapshots=snapshots, live=live,
                                     progress=_progress(op))
 
     return _start(request, c, f"Migrating instance {name}", name, role,
@@ -107,16 +110,3 @@ def _exists(c: Context, name: str) -> bool:
     except Exception:  # noqa: BLE001 - not found, or invalid: receive says
         return False
     return True
-
-
-def _check_live(c: Context, name: str) -> None:
-    """Refuse a live move before anything moves, saying why."""
-    if c.engine.status(name) != liblxc.RUNNING:
-        raise errors.BadRequest(f"Instance {name} is not running: move it "
-                                "without live")
-    problem = c.engine.stateful_snapshot_problem()
-    if problem:
-        raise errors.BadRequest(f"Live migration is not possible on this "
-                                f"host: {problem}")
-    raise errors.BadRequest("Live migration is not implemented yet: stop "
-                            "the instance and move it")

@@ -17,6 +17,7 @@ import pytest
 
 from nova_lxd.client.unix import UNIX_BASE
 from nova_lxd.daemon.auth.tls import make_certificate
+from nova_lxd.engine.containers import criu
 from nova_lxd.testing.daemon import DaemonProcess
 from tests.functional.conftest import cleanup_root, make_engine_root
 
@@ -215,8 +216,65 @@ def test_live_move_is_refused_before_anything_moves(hosts):
                   json={"migration": True, "live": True})
     assert reply["type"] == "error"
     assert "Live migration" in reply["error"]
+    # Not stateful (or, on a host without a working CRIU, CRIU's reason).
+    assert "not created stateful" in reply["error"] or \
+        "CRIU" in reply["error"] or "criu" in reply["error"]
     assert a.client.instances.get("live").status == "Running"
     assert b.names() == []
+
+
+def stateful_sleeper(host: Host, name: str) -> str:
+    """A running stateful instance with a process of its own session;
+    that process's pid inside the instance."""
+    fingerprint = host.client.images.all()[0].fingerprint
+    inst = host.client.instances.create(
+        {"name": name, "source": {"type": "image",
+                                  "fingerprint": fingerprint},
+         "config": {"migration.stateful": "true"}}, wait=True)
+    assert inst.config["migration.stateful"] == "true"
+    inst.start(wait=True)
+    host.run(name, "echo kept > /data; "
+                   "setsid sleep 1000 </dev/null >/dev/null 2>&1 &")
+    return host.run(name, "pidof sleep").strip()
+
+
+@pytest.mark.skipif(criu.problem() is not None,
+                    reason=f"CRIU does not work here: {criu.problem()}")
+def test_pylxd_live_migrate_keeps_the_processes(hosts):
+    a, b = hosts
+    pid = stateful_sleeper(a, "alive")
+    inst = a.client.instances.get("alive")
+    inst.migrate(b.client, live=True, wait=True)
+    on_b = b.client.instances.get("alive")
+    assert on_b.status == "Running"
+    assert b.run("alive", "pidof sleep; cat /data") == f"{pid}\nkept\n"
+    deadline = time.monotonic() + 30        # pylxd deletes the source
+    while a.names() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert a.names() == []
+
+
+@pytest.mark.skipif(criu.problem() is not None,
+                    reason=f"CRIU does not work here: {criu.problem()}")
+def test_failed_live_move_leaves_the_source_running(hosts,
+                                                     busybox_tarball):
+    a, b = hosts
+    pid = stateful_sleeper(a, "homebody")
+    # The target's first id range is taken: CRIU must restore the
+    # instance's own, so the target refuses after the stream.
+    b.client.images.create(busybox_tarball.read_bytes(), wait=True)
+    make_instance(b, "squatter", snapshot=False)
+    op, secrets = migration_source(a, "homebody", live=True)
+    target = b.api("POST", "/1.0/instances",
+                   json=pull_body(a, "homebody", op, secrets))["metadata"]
+    failed = b.wait(target)
+    assert failed["status"] == "Failure"
+    assert "must keep its id range" in failed["err"]
+    assert a.wait(op)["status"] == "Failure"
+    assert b.names() == ["squatter"]
+    assert a.client.instances.get("homebody").status == "Running"
+    assert a.run("homebody", "pidof sleep; cat /data") == \
+        f"{pid}\nkept\n"
 
 
 @pytest.mark.parametrize("victim", ["source", "target"])
