@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from nova_lxd.engine.containers import criu
 from nova_lxd.testing.daemon import DaemonProcess
 from tests.functional.cli.conftest import Nlxc
 from tests.functional.conftest import cleanup_root, make_engine_root
@@ -112,9 +113,10 @@ def test_move_of_a_running_instance(two, busybox_image):
     _marked(two, busybox_image, "run1", "still here")
     message = two.fails("move", "run1", "b:")
     assert "running" in message and "--stateless" in message
-    # --live reaches the daemon, which says why it cannot (CRIU here).
+    # --live reaches the daemon, which says why it cannot (the instance
+    # is not stateful; or CRIU, on a host where it does not work).
     message = two.fails("move", "run1", "b:", "--live")
-    assert "Live migration is not" in message
+    assert "Live migration of run1 is not possible" in message
     assert "run1" not in _names(two, "b")
     assert _status(two, "run1") == "running"
 
@@ -150,3 +152,17 @@ def test_two_unix_sockets_cannot_reach_each_other(two, other_daemons,
         "remotes:", f"remotes:\n  bsock:\n    addr: unix://{b.socket}", 1))
     message = two.fails("copy", "x", "bsock:")
     assert "cannot reach each other" in message
+
+
+@pytest.mark.skipif(criu.problem() is not None,
+                    reason=f"CRIU does not work here: {criu.problem()}")
+def test_live_move_keeps_the_processes(two, busybox_image):
+    two("launch", busybox_image, "lv1", "-c", "migration.stateful=true")
+    two("exec", "lv1", "--", "sh", "-c",
+        "setsid sleep 1000 </dev/null >/dev/null 2>&1 &")
+    pid = two.out("exec", "lv1", "--", "pidof", "sleep").strip()
+    two("move", "lv1", "b:", "--live")
+    assert "lv1" not in _names(two, "local")
+    assert _status(two, "b:lv1") == "running"
+    assert two.out("exec", "b:lv1", "--", "pidof", "sleep").strip() == pid
+    two("delete", "--force", "b:lv1")
