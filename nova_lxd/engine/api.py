@@ -395,7 +395,11 @@ class Engine:
         """Attach the running container's /dev/console to the caller's
         fds (a pty) and return the pid of the attachment: killing it
         detaches; the console log keeps being written meanwhile."""
-        self.containers.get(name)
+        if self.containers.get(name).stateful:
+            raise errors.InvalidState(
+                action="attach to the console of", name=name,
+                status="stateful (no console device: CRIU could not "
+                       "restore one)")
         return console.attach(
             name, self.containers.open(name),
             lxcpath=self.config.containers_dir,

@@ -5,6 +5,7 @@ failure leaves the source running as it was."""
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 
@@ -101,3 +102,17 @@ def test_taken_id_range_refuses_the_live_receive(engine, image,
     assert [r.name for r in target.list()] == ["squatter"]
     engine.live_finish("clash", moved=False)
     assert engine.status("clash") == "RUNNING"
+
+
+def test_stateful_containers_have_no_console(engine, image):
+    engine.launch("quiet", "busybox", stateful=True)
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(errors.InvalidState, match="no console device"):
+            engine.console_attach("quiet", stdin=read_end,
+                                  stdout=write_end, stderr=write_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert engine.console_log("quiet") == ""
+    assert engine.status("quiet") == "RUNNING"
