@@ -361,7 +361,7 @@ class LXCDriver(MovesMixin, LiveMigrationMixin, driver.ComputeDriver):
                    root_disk=spec.root_disk_bytes,
                    hostname=instance.hostname or None,
                    metadata={UUID_KEY: instance.uuid}, nics=nics,
-                   files=files)
+                   files=files, stateful=spec.stateful)
         except errors.EngineError as exc:
             raise exception.InstanceDeployFailure(
                 reason=str(exc), instance_id=instance.uuid) from exc

@@ -38,6 +38,9 @@ Extra specs understood (values are strings, as nova stores them):
                                 allow)
 ``lxc:isolated_idmap``          ``false`` shares one id range (operator
                                 must allow)
+``lxc:stateful``                ``true``: created stateful (LXD's
+                                ``migration.stateful``), so CRIU can dump
+                                and restore it: live migration
 ==============================  ============================================
 
 Zero, as in libvirt, leaves a disk or vif value unlimited. The nic
@@ -98,6 +101,9 @@ class ContainerSpec:
     """Bits/s each nic may send (``Nic.egress``); None: unlimited."""
     nic_egress_burst: int | None = None
     """Bytes (``Nic.egress_burst``); None: the engine's default."""
+    stateful: bool = False
+    """Created so that CRIU can dump it (``lxc:stateful``): it can move
+    live."""
 
 
 def translate(flavor: FlavorLike, policy: Policy | None = None
@@ -134,10 +140,11 @@ def translate(flavor: FlavorLike, policy: Policy | None = None
     privileged = _switch(flavor, specs, "lxc:privileged", False)
     nesting = _switch(flavor, specs, "lxc:nesting", False)
     isolated = _switch(flavor, specs, "lxc:isolated_idmap", True)
+    stateful = _switch(flavor, specs, "lxc:stateful", False)
     _check_policy(flavor, policy, privileged, nesting, isolated)
     return ContainerSpec(
         limits=limits, privileged=privileged, nesting=nesting,
-        isolated_idmap=isolated,
+        isolated_idmap=isolated, stateful=stateful,
         root_disk_bytes=(int(flavor.root_gb) * GiB if flavor.root_gb
                          else None),
         **_vif(flavor, specs))

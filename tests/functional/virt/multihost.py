@@ -151,10 +151,8 @@ class TwoHostTestBase(base.LXCIntegratedTestBase):
     def _setup_compute_service(self):
         self._configure_compute()
         self.hosts: dict[str, Host] = {}
-        subuids = split_subordinate_ids(Path("/etc/subuid"), "root",
-                                        len(HOSTS))
-        subgids = split_subordinate_ids(Path("/etc/subgid"), "root",
-                                        len(HOSTS))
+        subuids = self._host_id_ranges(Path("/etc/subuid"))
+        subgids = self._host_id_ranges(Path("/etc/subgid"))
         for (name, ip), subuid, subgid in zip(HOSTS.items(), subuids,
                                               subgids, strict=True):
             self.hosts[name] = self._make_host(name, ip, subuid, subgid)
@@ -163,6 +161,12 @@ class TwoHostTestBase(base.LXCIntegratedTestBase):
         for host in self.hosts.values():
             host.compute = self._start_compute(host.name)
         return self.hosts["host1"].compute
+
+    def _host_id_ranges(self, source: Path) -> list[str]:
+        """Each host's subuid (or subgid) file text, from the machine's
+        ``source``: disjoint halves, so the hosts never allocate the same
+        host ids."""
+        return split_subordinate_ids(source, "root", len(HOSTS))
 
     def _make_host(self, name: str, ip: str, subuid: str,
                    subgid: str) -> Host:
@@ -201,6 +205,14 @@ class TwoHostTestBase(base.LXCIntegratedTestBase):
                 if other is not host:
                     host.daemon.trust(other.daemon.certificate_pem,
                                       other.name)
+
+    def _live_migrate_forced(self, server: dict, host: str) -> None:
+        """``os-migrateLive`` to ``host``, forced (API 2.30): the
+        destination's pre-checks answer the request itself (a refusal is
+        the API's 400)."""
+        self.api.microversion = "2.30"
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": host, "block_migration": "auto", "force": True}})
 
     def observer_engine(self) -> Engine:
         """Not one root here: use ``self.hosts[name].observer()``."""

@@ -105,7 +105,8 @@ def test_spawn_launches_imported_image(drv):
         limits={"limits.cpu": "2", "limits.memory": "512MiB"},
         privileged=False, nesting=False, isolated_idmap=True,
         root_disk=1024 ** 3, hostname="web-1",
-        metadata={driver.UUID_KEY: inst.uuid}, nics=[], files=["seed"])
+        metadata={driver.UUID_KEY: inst.uuid}, nics=[], files=["seed"],
+        stateful=False)
 
 
 def test_spawn_powered_off_only_creates(drv):

@@ -144,3 +144,16 @@ def test_refused_quotas_say_why(specs, words):
     with pytest.raises(flavor.UnsupportedFlavor) as exc:
         flavor.translate(Flavor(extra_specs=specs))
     assert words in str(exc.value)
+
+
+@pytest.mark.parametrize("value, stateful", [
+    (None, False), ("true", True), ("True", True), ("false", False)])
+def test_stateful_switch(value, stateful):
+    specs = {} if value is None else {"lxc:stateful": value}
+    assert flavor.translate(Flavor(extra_specs=specs)).stateful is stateful
+
+
+def test_stateful_malformed():
+    with pytest.raises(flavor.UnsupportedFlavor) as exc:
+        flavor.translate(Flavor(extra_specs={"lxc:stateful": "live"}))
+    assert "lxc:stateful" in str(exc.value)
