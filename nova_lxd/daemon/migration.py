@@ -85,11 +85,22 @@ class Accepting:
         return ws
 
     async def channels(self) -> tuple[WebSocket, WebSocket]:
+        """Both websockets, once connected; a cancel (``close``) or the
+        timeout ends the wait at once."""
+        waits = [asyncio.ensure_future(self.connected.wait()),
+                 asyncio.ensure_future(self.finished.wait())]
         try:
-            await asyncio.wait_for(self.connected.wait(), CONNECT_TIMEOUT)
-        except TimeoutError:
+            await asyncio.wait(waits, timeout=CONNECT_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if self.finished.is_set():
+            raise MigrationError("Cancelled before the other daemon "
+                                 "connected")
+        if not self.connected.is_set():
             raise MigrationError("The other daemon did not connect in "
-                                 f"{CONNECT_TIMEOUT:.0f} s") from None
+                                 f"{CONNECT_TIMEOUT:.0f} s")
         return self.sockets["control"], self.sockets["fs"]
 
     def close(self) -> None:

@@ -387,3 +387,15 @@ def test_btrfs_hosts_move_with_send_streams(hosts, tmp_path,
         assert b.wait(op)["metadata"]["trees"] == "tar"
     finally:
         c.close()
+
+
+def test_withdrawn_offer_ends_at_once(hosts):
+    a, _b = hosts
+    make_instance(a, "offered", snapshot=False)
+    op, _secrets = migration_source(a, "offered")
+    started = time.monotonic()
+    a.api("DELETE", f"/1.0/operations/{op['id']}")
+    done = a.wait(op, timeout=30)
+    assert done["status"] == "Cancelled", done
+    assert time.monotonic() - started < 10
+    assert a.names() == ["offered"]
