@@ -704,6 +704,14 @@ cmd_logs() {
     tail -n "${2:-50}" "$LOG/$1.log"
 }
 
+# One change at a time: CI starts `up` in the background while the
+# functional tests run, and the e2e tests' own `up` then waits here.
+case "${1:-}" in
+    up|down|restart|purge)
+        exec 9>/run/lock/nova-lxd-cloud.lock
+        flock 9 ;;
+esac
+
 case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;
