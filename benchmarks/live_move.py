@@ -62,7 +62,7 @@ import time
 from pathlib import Path
 
 from _stats import summary, write_json
-from move import BASE, Host
+from move import BASE, Host, pull_move
 
 from nova_lxd.engine.containers import criu
 from nova_lxd.testing.busybox import build_busybox_tarball
@@ -158,25 +158,9 @@ def stamps(host: Host) -> list[float]:
 
 
 def live_move(src: Host, dst: Host) -> tuple[float, float, float]:
-    """(start, end of both operations, end of the delete), wall clock."""
-    started = time.time()
-    reply = src.api("POST", f"/1.0/instances/{NAME}",
-                    json={"migration": True, "live": True})
-    if reply.get("type") != "async":
-        raise SystemExit(f"live move refused: {reply.get('error')}")
-    source_op = reply["metadata"]
-    target_op = dst.api("POST", "/1.0/instances", json={
-        "name": NAME, "source": {
-            "type": "migration", "mode": "pull", "live": True,
-            "operation": f"{src.daemon.url}/1.0/operations/"
-                         f"{source_op['id']}",
-            "certificate": src.daemon.certificate_pem,
-            "secrets": source_op["metadata"]}})["metadata"]
-    dst.wait(target_op)
-    src.wait(source_op)
-    moved = time.time()
-    src.wait(src.api("DELETE", f"/1.0/instances/{NAME}")["metadata"])
-    return started, moved, time.time()
+    """(start, end of both operations, end of the delete), wall clock
+    (the container's stamps are wall clock too)."""
+    return pull_move(src, dst, name=NAME, live=True, clock=time.time)
 
 
 def measure(src: Host, dst: Host, log: Path) -> dict:

@@ -169,12 +169,25 @@ def api_move(src: Host, dst: Host) -> tuple[float, float, float, float]:
     """(transfer, transfer + delete of the source) in seconds, and the
     CPU seconds the source and the target daemon spent on it."""
     cpu = daemon_cpu(src), daemon_cpu(dst)
-    started = time.perf_counter()
-    reply = src.api("POST", f"/1.0/instances/{NAME}",
-                    json={"migration": True})
+    started, moved, done = pull_move(src, dst)
+    return (moved - started, done - started, daemon_cpu(src) - cpu[0],
+            daemon_cpu(dst) - cpu[1])
+
+
+def pull_move(src: Host, dst: Host, *, name: str = NAME,
+              live: bool = False,
+              clock=time.perf_counter) -> tuple[float, float, float]:
+    """Move ``name`` from ``src`` to ``dst`` as a client does (offer on
+    the source, pull on the target, delete the source): ``clock`` at the
+    start, once both operations ended, and after the delete."""
+    started = clock()
+    reply = src.api("POST", f"/1.0/instances/{name}",
+                    json={"migration": True, "live": live})
+    if reply.get("type") != "async":
+        raise SystemExit(f"move refused: {reply.get('error')}")
     source_op = reply["metadata"]
     target_op = dst.api("POST", "/1.0/instances", json={
-        "name": NAME, "source": {
+        "name": name, "source": {
             "type": "migration", "mode": "pull",
             "operation": f"{src.daemon.url}/1.0/operations/"
                          f"{source_op['id']}",
@@ -182,11 +195,9 @@ def api_move(src: Host, dst: Host) -> tuple[float, float, float, float]:
             "secrets": source_op["metadata"]}})["metadata"]
     dst.wait(target_op)
     src.wait(source_op)
-    moved = time.perf_counter()
-    src.wait(src.api("DELETE", f"/1.0/instances/{NAME}")["metadata"])
-    done = time.perf_counter()
-    return (moved - started, done - started, daemon_cpu(src) - cpu[0],
-            daemon_cpu(dst) - cpu[1])
+    moved = clock()
+    src.wait(src.api("DELETE", f"/1.0/instances/{name}")["metadata"])
+    return started, moved, clock()
 
 
 class Floor:

@@ -706,10 +706,14 @@ cmd_logs() {
 
 # One change at a time: CI starts `up` in the background while the
 # functional tests run, and the e2e tests' own `up` then waits here.
+# flock -o: the lock is held by flock itself, never inherited by the
+# services this script starts (they would hold it for ever).
 case "${1:-}" in
     up|down|restart|purge)
-        exec 9>/run/lock/nova-lxd-cloud.lock
-        flock 9 ;;
+        if [ -z "${NOVA_LXD_CLOUD_LOCKED:-}" ]; then
+            NOVA_LXD_CLOUD_LOCKED=1 exec flock -o \
+                /run/lock/nova-lxd-cloud.lock bash "$0" "$@"
+        fi ;;
 esac
 
 case "${1:-}" in

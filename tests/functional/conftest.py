@@ -51,6 +51,14 @@ def engine_root() -> Path:
     cleanup_root(root)
 
 
+@pytest.fixture
+def target_root() -> Path:
+    """A second engine root: another host's, for moves between hosts."""
+    root = make_engine_root(prefix="target-")
+    yield root
+    cleanup_root(root)
+
+
 def cleanup_root(root: Path) -> None:
     """Kill and remove whatever a test left, even after a failure
     (containers, then pools mounted under the root, then files)."""

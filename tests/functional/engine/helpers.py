@@ -30,3 +30,10 @@ def cgroup_file(pid: int, controller: str, filename: str) -> str:
                 if candidate.exists():
                     return candidate.read_text().strip()
     raise FileNotFoundError(f"{controller}/{filename} of pid {pid}")
+
+
+def sh(engine, name: str, script: str) -> str:
+    """Run ``script`` with the container's sh; its stdout (must succeed)."""
+    result = engine.execute(name, ["sh", "-c", script])
+    assert result.exit_code == 0, result
+    return result.stdout.decode()

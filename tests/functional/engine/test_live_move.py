@@ -13,28 +13,12 @@ from nova_lxd.engine import errors
 from nova_lxd.engine.api import Engine
 from nova_lxd.engine.containers import criu
 from nova_lxd.engine.transfer.stream import TransferCorrupt
-from tests.functional.conftest import (
-    cleanup_root,
-    make_config,
-    make_engine_root,
-)
+from tests.functional.conftest import make_config
+from tests.functional.engine.helpers import sh
 
 pytestmark = pytest.mark.skipif(
     criu.problem() is not None,
     reason=f"CRIU does not work on this host: {criu.problem()}")
-
-
-@pytest.fixture
-def target_root():
-    root = make_engine_root(prefix="live-target-")
-    yield root
-    cleanup_root(root)
-
-
-def sh(engine: Engine, name: str, script: str) -> str:
-    result = engine.execute(name, ["sh", "-c", script])
-    assert result.exit_code == 0, result
-    return result.stdout.decode()
 
 
 def running_sleeper(engine: Engine, name: str) -> str:

@@ -12,6 +12,7 @@ from nova_lxd.engine.api import Engine
 from nova_lxd.engine.containers import criu
 
 from ..conftest import make_config
+from .helpers import sh
 
 MiB = 1024 * 1024
 
@@ -27,12 +28,6 @@ def snap_engine(request, engine_root, busybox_tarball) -> Engine:
     engine = Engine(pool_config(engine_root, request.param))
     engine.import_image(busybox_tarball, aliases=("busybox",))
     return engine
-
-
-def sh(engine, name, script):
-    result = engine.execute(name, ["sh", "-c", script])
-    assert result.exit_code == 0, result.stderr
-    return result.stdout.decode()
 
 
 def test_running_snapshot_restore_and_stopped_stays_stopped(snap_engine):

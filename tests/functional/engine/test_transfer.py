@@ -17,11 +17,8 @@ from nova_lxd.engine import errors
 from nova_lxd.engine.api import Engine
 from nova_lxd.engine.transfer.container import TransferFailed
 from nova_lxd.engine.transfer.stream import TransferCorrupt
-from tests.functional.conftest import (
-    cleanup_root,
-    make_config,
-    make_engine_root,
-)
+from tests.functional.conftest import make_config
+from tests.functional.engine.helpers import sh
 from tests.functional.engine.test_storage import btrfs_engine
 
 MiB = 1024 * 1024
@@ -31,19 +28,6 @@ def _engine(root: Path, driver: str, **overrides) -> Engine:
     if driver == "btrfs":
         return btrfs_engine(root, **overrides)
     return Engine(make_config(root, **overrides))
-
-
-@pytest.fixture
-def target_root():
-    root = make_engine_root(prefix="target-")
-    yield root
-    cleanup_root(root)
-
-
-def sh(engine: Engine, name: str, script: str) -> str:
-    result = engine.execute(name, ["sh", "-c", script])
-    assert result.exit_code == 0, result
-    return result.stdout.decode()
 
 
 def leftovers(engine: Engine, name: str) -> list[str]:
