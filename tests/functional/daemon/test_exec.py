@@ -50,9 +50,13 @@ def test_interactive_exec(daemon, running):
                 "command": "window-resize",
                 "args": {"width": "120", "height": "40"}}))
             # Control and tty are separate sockets with no ordering
-            # between them (as in LXD): the shell waits before it looks.
-            await tty.send_bytes(b"sleep 1; stty size; "
-                                 b"echo marker-$((6*7)); exit 5\n")
+            # between them (as in LXD): the shell waits (10 s at most,
+            # a loaded machine can be slow) for the size to change.
+            await tty.send_bytes(b"i=0; while [ \"$(stty size)\" = "
+                                 b"'30 100' ] && [ $i -lt 100 ]; do "
+                                 b"sleep 0.1; i=$((i+1)); done; "
+                                 b"stty size; echo marker-$((6*7)); "
+                                 b"exit 5\n")
             output = b""
             async for msg in tty:
                 if msg.type == aiohttp.WSMsgType.BINARY:
