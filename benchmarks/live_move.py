@@ -62,7 +62,7 @@ import time
 from pathlib import Path
 
 from _stats import summary, write_json
-from move import BASE, Host, pull_move
+from move import BASE, Host, pull_move, trusting_pair
 
 from nova_lxd.engine.containers import criu
 from nova_lxd.testing.busybox import build_busybox_tarball
@@ -244,12 +244,7 @@ def main() -> int:
     rounds: list[dict] = []
     try:
         log = install_wrapper(workdir)
-        a = Host("a")
-        hosts.append(a)
-        b = Host("b")
-        hosts.append(b)
-        a.daemon.trust(b.daemon.certificate_pem, "host-b")
-        b.daemon.trust(a.daemon.certificate_pem, "host-a")
+        a, b = trusting_pair(hosts)
         engine = a.engine()
         engine.import_image(build_busybox_tarball(workdir / "busybox.tar.gz"),
                             aliases=("busybox",))

@@ -174,6 +174,18 @@ def api_move(src: Host, dst: Host) -> tuple[float, float, float, float]:
             daemon_cpu(dst) - cpu[1])
 
 
+def trusting_pair(hosts: list[Host]) -> tuple[Host, Host]:
+    """Hosts a and b (appended to ``hosts`` as they start, for the
+    clean-up), each daemon trusting the other's certificate."""
+    a = Host("a")
+    hosts.append(a)
+    b = Host("b")
+    hosts.append(b)
+    a.daemon.trust(b.daemon.certificate_pem, "host-b")
+    b.daemon.trust(a.daemon.certificate_pem, "host-a")
+    return a, b
+
+
 def pull_move(src: Host, dst: Host, *, name: str = NAME,
               live: bool = False,
               clock=time.perf_counter) -> tuple[float, float, float]:
@@ -282,12 +294,7 @@ def main() -> int:
         "move": [], "transfer": [], "floor": [], "cpu_source": [],
         "cpu_target": [], "cpu_floor": []}
     try:
-        a = Host("a")
-        hosts.append(a)
-        b = Host("b")
-        hosts.append(b)
-        a.daemon.trust(b.daemon.certificate_pem, "host-b")
-        b.daemon.trust(a.daemon.certificate_pem, "host-a")
+        a, b = trusting_pair(hosts)
         engine = a.engine()
         engine.import_image(build_busybox_tarball(a.root / "busybox.tar.gz"),
                             aliases=("busybox",))

@@ -368,14 +368,23 @@ class LXCDriver(MovesMixin, LiveMigrationMixin, driver.ComputeDriver):
 
     def _undo_spawn(self, name: str, instance: Any,
                     network_info: Any) -> None:
+        self._remove_leftover(name, instance, network_info, "a failed spawn")
+
+    def _remove_leftover(self, name: str, instance: Any, network_info: Any,
+                         after: str) -> bool:
+        """Delete what ``after`` left (gone already is fine), unplug the
+        ports; True when a container was removed."""
+        removed = False
         try:
             self.engine.delete(name, force=True)
+            removed = True
         except errors.ContainerNotFound:
             pass
         except errors.EngineError as exc:
-            LOG.error("Could not remove container %s after a failed spawn: "
-                      "%s", name, exc, instance=instance)
+            LOG.error("Could not remove container %s after %s: %s", name,
+                      after, exc, instance=instance)
         vifs.unplug(instance, network_info)
+        return removed
 
     def _neutron_failed_callback(self, event_name: str,
                                  instance: Any) -> None:

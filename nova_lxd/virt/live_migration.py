@@ -260,13 +260,7 @@ class LiveMigrationMixin:
         if (migrate_data is not None and migrate_data.obj_attr_is_set(
                 "target") and migrate_data.target):
             offers.withdraw(self.daemon, migrate_data.target)
-        try:
-            self.engine.delete(name, force=True)
+        if self._remove_leftover(name, instance, network_info,
+                                 "the failed live move"):
             LOG.warning("Container %s was left here by the failed live "
                         "move: removed", name, instance=instance)
-        except errors.ContainerNotFound:
-            pass
-        except errors.EngineError as exc:
-            LOG.error("Could not remove container %s after the failed "
-                      "live move: %s", name, exc, instance=instance)
-        vifs.unplug(instance, network_info)
